@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Optional, Union, get_args, get_origin, get_type_hints
 
 # %% auto 0
-__all__ = ['Direction', 'RECORD_TYPES', 'current_stage', 'TRACKED_PACKAGES', 'SynthsciError', 'BudgetExceeded', 'atomic_write',
-           'stable_hash', 'make_id', 'Record', 'Topic', 'Proposal', 'DatasetCard', 'Task', 'ValidationReport', 'Step',
-           'Trajectory', 'SFTExample', 'EvalResult', 'write_jsonl', 'read_jsonl', 'to_dataset', 'from_dataset',
-           'write_parquet', 'read_parquet', 'from_config', 'LLMConfig', 'RunConfig', 'load_config', 'Ledger',
-           'package_versions', 'git_revision', 'Run', 'run_stage']
+__all__ = ['Direction', 'RECORD_TYPES', 'current_stage', 'TRACKED_PACKAGES', 'STAGES', 'SynthsciError', 'BudgetExceeded',
+           'atomic_write', 'stable_hash', 'make_id', 'Record', 'Topic', 'Proposal', 'DatasetCard', 'Task',
+           'ValidationReport', 'Step', 'Trajectory', 'SFTExample', 'EvalResult', 'write_jsonl', 'read_jsonl',
+           'to_dataset', 'from_dataset', 'write_parquet', 'read_parquet', 'from_config', 'LLMConfig', 'RunConfig',
+           'load_config', 'Ledger', 'package_versions', 'git_revision', 'Run', 'run_stage', 'stage_dir_name',
+           'stage_options', 'open_run']
 
 # %% ../nbs/00_core.ipynb
 class SynthsciError(Exception):
@@ -491,3 +492,36 @@ def run_stage(run: Run, stage: str, units: Iterable[tuple[str, Any]], fn: Callab
     record(status=status)
     if status.startswith("stopped"): warnings.warn(f"stage {stage} {status}")
     return run.manifest["stages"][stage]
+
+# %% ../nbs/00_core.ipynb
+STAGES = {  # name -> (folder in the run directory, what it does)
+    "topics":    ("01_topics",    "sample research topics over the domain's taxonomy, near-duplicates removed"),
+    "proposals": ("02_proposals", "the teacher proposes a task per topic: dataset, target, metric, baseline idea"),
+    "grounding": ("03_grounded",  "check each proposed dataset on the Hub or the local catalog; record its card"),
+    "taskgen":   ("04_tasks",     "write each task in MLGym's format: config, starter code, baseline, evaluator"),
+    "validate":  ("05_validated", "dry-run each task in the sandbox, with the self-debugging loop"),
+    "rollouts":  ("06_rollouts",  "the agent attempts each validated task N times; full trajectories recorded"),
+    "filter":    ("07_filtered",  "keep successful, short, non-degenerate trajectories"),
+    "sftdata":   ("08_sft",       "turn kept trajectories into TRL's conversational SFT dataset"),
+    "train":     ("09_train",     "fine-tune the student with TRL's SFTTrainer"),
+    "evaluate":  ("10_eval",      "run students on the evaluation suite or MLGym; Best Attempt/Submission@k"),
+    "aup":       ("11_aup",       "area under the performance profile, MLGym's metric"),
+    "figures":   ("12_figures",   "the run's figures and the paper's reproduced"),
+}
+
+def stage_dir_name(stage: str) -> str:
+    if stage not in STAGES: raise SynthsciError(f"unknown stage {stage!r}: expected one of {', '.join(STAGES)}")
+    return STAGES[stage][0]
+
+def stage_options(cls, cfg: RunConfig, stage: str):
+    "The checked options of `stage` from the config's `stages.<stage>` section (defaults where absent)."
+    return from_config(cls, cfg.stages.get(stage) or {}, where=f"stages.{stage}")
+
+# %% ../nbs/00_core.ipynb
+def open_run(cfg: RunConfig) -> tuple[Run, Ledger]:
+    "The run folder of `cfg` (created or resumed) and its ledger, loaded with what the run has spent so far."
+    run = Run.from_config(cfg)
+    ledger = Ledger(budget_usd=cfg.budget_usd)
+    for stage, e in run.manifest.get("stages", {}).items():
+        ledger.stages[stage] = {k: e.get(k, 0) for k in ("calls", "cached_calls", "input_tokens", "output_tokens", "cost_usd")}
+    return run, ledger

@@ -303,6 +303,7 @@ class RunConfig:
     budget_usd: Optional[float] = None  # a hard cap on LLM spending for the whole run
     teacher: LLMConfig = field(default_factory=LLMConfig)
     student: LLMConfig = field(default_factory=lambda: LLMConfig(spec="local"))
+    pipeline: list[str] = field(default_factory=list)  # the stages `synthsci run` executes, in order (empty: all that exist)
     stages: dict = field(default_factory=dict)  # per-stage options, checked by each stage
 
 # %% ../nbs/00_core.ipynb

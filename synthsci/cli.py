@@ -95,9 +95,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             from synthsci.llm import get_llm
             c = get_llm(args.spec).complete([{"role": "user", "content": args.prompt}], max_tokens=args.max_tokens)
             print(c.text); print(f"[{c.model}: {c.usage.input_tokens} tokens in, {c.usage.output_tokens} out]", file=sys.stderr); return 0
+        cfg = load_config(args.config, args.overrides)   # a bad config is reported first, whatever the stage
         fn = _resolve(STAGE_FUNCS[args.command])
         if fn is None: raise SynthsciError(f"stage '{args.command}' is not in this version of synthsci yet")
-        out = fn(load_config(args.config, args.overrides))
+        out = fn(cfg)
         print(out); return 0
     except SynthsciError as e:
         print(f"error: {e}", file=sys.stderr); return 2

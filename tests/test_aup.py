@@ -1,0 +1,156 @@
+"""AUP as reference/mlgym.md defines it: every rule pinned on small tables computed by hand, the CLI's output, and
+MLGym's published tables (checked only against what can be derived by hand from them: the paper's own AUP table is
+not among our references)."""
+import csv, io, math
+from pathlib import Path
+import pytest
+from synthsci.core import EvalResult, SynthsciError
+from synthsci.aup import (aup, aup_main, aup_report, performance_profiles, read_scores, score_tables, task_ratios,
+                          tau_max_of, MLGYM_MINIMIZE)
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "mlgym"
+M = ["baseline", "m1", "m2"]
+# Task A: higher is better; m2 is below the baseline. Task B: lower is better; m1 has no result.
+TABLE = {"A": {"baseline": 0.5, "m1": 1.0, "m2": 0.4}, "B": {"baseline": 10.0, "m1": None, "m2": 5.0}}
+H = 0.5 / 499  # the grid step when tau_max = 0.5
+
+
+def test_below_baseline_is_infeasible_and_gets_penalty():
+    r, worst = task_ratios("A", TABLE["A"], M)
+    assert worst == 2.0                       # the baseline, 1.0 / 0.5
+    assert r == {"baseline": 2.0, "m1": 1.0, "m2": pytest.approx(2.1)}
+    # equal to the baseline is feasible
+    r, _ = task_ratios("A", {"baseline": 0.5, "m1": 1.0, "m2": 0.5}, M)
+    assert r["m2"] == 2.0
+
+
+def test_negative_score_is_never_feasible():
+    # m2 beats the negative baseline but is negative itself: infeasible, like the baseline
+    r, worst = task_ratios("C", {"baseline": -0.25, "m1": 0.1, "m2": -0.1}, M)
+    assert worst == 1.0 and r == {"baseline": 1.05, "m1": 1.0, "m2": 1.05}
+    with pytest.raises(SynthsciError, match="no method"):
+        task_ratios("D", {"baseline": -1.0, "m1": -0.5}, ["baseline", "m1"])
+
+
+def test_missing_method_gets_penalty_whether_empty_or_absent():
+    r1, _ = task_ratios("B", {"baseline": 10.0, "m1": math.nan, "m2": 5.0}, M, minimize=True)
+    r2, _ = task_ratios("B", {"baseline": 10.0, "m2": 5.0}, M, minimize=True)
+    assert r1 == r2 and r1["m1"] == pytest.approx(2.1)
+    # a method with no result anywhere is still compared (and ranks last)
+    p = performance_profiles({"A": {"baseline": 1.0, "m1": 2.0, "ghost": None}})
+    assert p.methods == ["baseline", "m1", "ghost"] and p.aup["ghost"] < p.aup["baseline"] < p.aup["m1"]
+
+
+def test_lower_is_better_ratio_is_score_over_best():
+    r, worst = task_ratios("B", {"baseline": 10.0, "m1": 8.0, "m2": 5.0}, M, minimize=True)
+    assert r == {"baseline": 2.0, "m1": 1.6, "m2": 1.0} and worst == 2.0
+    # the same numbers read as higher-is-better make the baseline best
+    r, _ = task_ratios("B", {"baseline": 10.0, "m1": 8.0, "m2": 5.0}, M)
+    assert r["baseline"] == 1.0 and r["m1"] == r["m2"] == pytest.approx(1.05)
+
+
+def test_tau_max_rounds_up_to_one_decimal_over_both_tables():
+    assert tau_max_of(TABLE, minimize=["B"]) == 0.5          # ceil(2.1) = 3, log10(3) = 0.477 -> 0.5
+    assert tau_max_of({"A": {"baseline": 0.1, "m1": 0.94}}) == 1.0   # ceil(9.87) = 10: exactly 1.0, not 1.1
+    assert tau_max_of({"A": {"baseline": 0.1, "m1": 1.0}}) == 1.1    # ceil(10.5) = 11, log10(11) = 1.041 -> 1.1
+    other = {"A": {"baseline": 0.1, "m1": 0.94, "m2": 0.1}, "B": {"baseline": 1.0, "m1": 1.0, "m2": 1.0}}
+    assert tau_max_of(TABLE, other, minimize=["B"]) == 1.0   # the larger of the two tables
+
+
+def test_left_riemann_sum_over_500_points_by_hand():
+    p = performance_profiles(TABLE, minimize=["B"])
+    assert len(p.tau) == 500 and p.tau[0] == 0 and p.tau[-1] == 0.5
+    # baseline: log ratio 0.30103 on both tasks; grid points 301..498 of the left sum are at or past it: 198 of 499.
+    # A right sum would count 301..499 (199 h = 0.199), a trapezoid 198.5 h: both differ at 3 decimals.
+    assert p.aup["baseline"] == round(198 * H, 3) == 0.198
+    # m1: best on A (ratio 1), log10(2.1) = 0.32222 on B: 0.5 on points 0..321, 1 on 322..498
+    assert p.aup["m1"] == p.aup["m2"] == round((322 * 0.5 + 177) * H, 3) == 0.339
+    assert list(p.rho["m1"][:2]) == [0.5, 0.5] and p.rho["baseline"][300] == 0 and p.rho["baseline"][301] == 1
+
+
+def test_best_everywhere_scores_tau_max_and_values_have_three_decimals():
+    p = performance_profiles({"A": {"baseline": 1.0, "m1": 3.0}, "B": {"baseline": 2.0, "m1": 7.0}})
+    assert p.aup["m1"] == p.tau_max
+    unrounded = sum(p.rho["baseline"][:-1]) * (p.tau_max / 499)
+    assert unrounded != round(unrounded, 3) and p.aup["baseline"] == round(unrounded, 3)
+
+
+def test_aup_is_relative_to_the_set_of_methods():
+    before = aup(TABLE, minimize=["B"])
+    more = {"A": {**TABLE["A"], "m3": 2.0}, "B": {**TABLE["B"], "m3": 20.0}}
+    after = aup(more, minimize=["B"])
+    assert after["m1"] != before["m1"] and after["baseline"] != before["baseline"]
+
+
+def test_user_errors_are_one_line():
+    with pytest.raises(SynthsciError, match="not in the table"):
+        aup(TABLE, minimize=["b"])
+    with pytest.raises(SynthsciError, match="no baseline column 'base'"):
+        aup(TABLE, minimize=["B"], baseline="base")
+    with pytest.raises(SynthsciError, match="infinite"):
+        aup({"A": {"baseline": 0.0, "m1": 1.0}})
+    with pytest.raises(SynthsciError, match="same methods"):
+        aup_report(TABLE, {"A": TABLE["A"]}, ["B"])
+
+
+def test_eval_results_make_best_and_last_tables():
+    res = [EvalResult(id="1", task_id="A", method="baseline", best_attempt=0.5, best_submission=0.5),
+           EvalResult(id="2", task_id="A", method="m1", best_attempt=0.9, best_submission=None)]
+    best, last = score_tables(res)
+    assert aup(best)["m1"] > aup(best)["baseline"]
+    assert aup(last)["m1"] < aup(last)["baseline"]          # no final submission: infeasible
+
+
+def _write(tmp_path, name, rows):
+    p = tmp_path / name
+    p.write_text("\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    return str(p)
+
+
+def test_cli_prints_csv_and_names_the_methods(tmp_path, capsys):
+    best = _write(tmp_path, "best.csv", [["Task", "baseline", "m1", "m2"], ["A", 0.5, 1.0, 0.4], ["B", 10, "", 5]])
+    # in the last table m1 is far ahead on A: its worst ratio (5) raises tau_max to log10(ceil(5.25)) = 0.78 -> 0.8
+    last = _write(tmp_path, "last.csv", [["Task", "baseline", "m1", "m2"], ["A", 0.5, 2.5, 0.5], ["B", 10, "", 5]])
+    assert aup_main([best, "--minimize", "B"]) == 0
+    out, err = capsys.readouterr()
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows == [["method", "best_aup"], ["baseline", "0.198"], ["m1", "0.339"], ["m2", "0.339"]]
+    assert "methods compared (3): baseline, m1, m2" in err and "tau_max = 0.5" in err
+    assert aup_main([best, "--last", last, "--minimize", "B"]) == 0
+    out, err = capsys.readouterr()
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["method", "best_aup", "last_aup"] and [r[0] for r in rows[1:]] == ["baseline", "m1", "m2"]
+    assert rows[1][1] != "0.198" and "tau_max = 0.8" in err   # tau_max now spans both tables
+    assert all(len(v.split(".")[1]) == 3 for r in rows[1:] for v in r[1:])
+
+
+def test_cli_errors_exit_2_with_a_message(tmp_path, capsys):
+    best = _write(tmp_path, "best.csv", [["Task", "baseline", "m1"], ["A", 0.5, 1.0]])
+    assert aup_main([best, "--minimize", "3-SAT"]) == 2
+    assert "error: lower-is-better task(s) ['3-SAT']" in capsys.readouterr().err
+    assert aup_main([str(tmp_path / "none.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_mlgym_published_tables_by_hand():
+    best, last = read_scores(DATA / "mlgym_v1_best_attempt_scores.csv"), read_scores(DATA / "mlgym_v1_best_submission_scores.csv")
+    assert len(best) == 13 and set(MLGYM_MINIMIZE) <= set(best)
+    rep = aup_report(best, last, MLGYM_MINIMIZE)
+    # the widest task is Blotto: baseline negative (infeasible), worst feasible 0.043 (llama), best 0.576 (claude):
+    # ceil(1.05 * 0.576 / 0.043) = 15, log10(15) = 1.176 -> 1.2
+    assert rep["tau_max"] == 1.2
+    r = rep["best"].ratios
+    assert r["Blotto"]["baseline"] == pytest.approx(1.05 * 0.576 / 0.043)
+    # Mountain Car: gpt4o2 is negative, llama below the baseline: both get 1.05 x the baseline's ratio 96.335 / 33.794
+    assert r["Mountain Car Continuous"]["gpt4o2"] == r["Mountain Car Continuous"]["llama3-405b-tools"] == pytest.approx(1.05 * 96.335 / 33.794)
+    # Language Modeling is lower-is-better and llama has no result
+    assert r["Language Modeling"]["gpt-o1"] == 1.0
+    assert r["Language Modeling"]["llama3-405b-tools"] == pytest.approx(1.05 * 4.673 / 3.966)
+    assert r["3-SAT"]["gpt-o1"] == 1.0 and r["3-SAT"]["baseline"] == pytest.approx(16.158 / 13.652)
+
+
+def test_committed_aup_table_matches_the_code(capsys):
+    "data/mlgym/aup_v1.csv is what `synthsci aup` prints for the published tables today."
+    assert aup_main([str(DATA / "mlgym_v1_best_attempt_scores.csv"), "--last", str(DATA / "mlgym_v1_best_submission_scores.csv"),
+                     "--minimize", *MLGYM_MINIMIZE]) == 0
+    assert capsys.readouterr().out == (DATA / "aup_v1.csv").read_text()

@@ -26,12 +26,15 @@ class BudgetExceeded(SynthsciError):
     "The run's LLM budget is spent: the stage stops cleanly and a later run with a larger budget resumes it."
 
 # %% ../nbs/00_core.ipynb
+_UMASK = os.umask(0); os.umask(_UMASK)  # read once: os.umask can only be read by setting it
+
 def atomic_write(path, data: str | bytes) -> Path:
     "Write `data` to `path` so that readers see either the old file or the whole new one, never a part."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; a unit file gets the usual permissions
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush(); os.fsync(f.fileno())

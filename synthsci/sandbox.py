@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_sandbox.ipynb 3
 from __future__ import annotations
-import argparse, os, selectors, shutil, signal, subprocess, sys, threading, time, uuid, warnings
+import argparse, functools, os, pwd, selectors, shutil, signal, subprocess, sys, threading, time, uuid, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
@@ -75,48 +75,40 @@ def _classify(code: int, tail: bytes, reason: Optional[str]) -> Optional[str]:
     return None
 
 # %% ../nbs/02_sandbox.ipynb
-def _pids_root() -> Optional[Path]:
-    v1, v2 = Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")
-    if (v1 / "pids.max").exists() or (v1 / "cgroup.procs").exists():
-        return v1 if os.access(v1, os.W_OK) else None
-    try: ok = "pids" in (v2 / "cgroup.subtree_control").read_text().split()
-    except OSError: return None
-    return v2 if ok and os.access(v2, os.W_OK) else None
+def _sandbox_user(workspace: Path, run_as=None) -> tuple[int, int]:
+    "uid, gid that commands run as when we are root: `run_as` (uid or (uid, gid)), else the workspace's owner, else nobody."
+    if run_as is not None: return (int(run_as), int(run_as)) if isinstance(run_as, int) else tuple(map(int, run_as))
+    st = workspace.stat()
+    if st.st_uid != 0: return st.st_uid, st.st_gid
+    try: pw = pwd.getpwnam("nobody"); return pw.pw_uid, pw.pw_gid
+    except KeyError: return 65534, 65534
 
-class _PidsCgroup:
-    "A throwaway pids cgroup with a maximum; `None` from `make` where the host allows none."
-    def __init__(self, path: Path): self.path = path
+def _chown_tree(root: Path, uid: int, gid: int):
+    "Give root's files under `root` to uid:gid. `fwalk` with directory fds: a symlink swapped in cannot redirect it."
+    for _, dirs, files, fd in os.fwalk(root):
+        for n in (".", *dirs, *files):
+            with _suppress():
+                if os.stat(n, dir_fd=fd, follow_symlinks=False).st_uid == 0: os.chown(n, uid, gid, dir_fd=fd, follow_symlinks=False)
 
-    @classmethod
-    def make(cls, max_procs: Optional[int]):
-        root = _pids_root() if max_procs and os.geteuid() == 0 else None  # others: RLIMIT_NPROC, which costs nothing
-        if root is None: return None
-        try:
-            p = root / f"synthsci-{uuid.uuid4().hex[:12]}"
-            p.mkdir()
-            (p / "pids.max").write_text(str(max_procs))
-            return cls(p)
-        except OSError: return None
+def _setpriv(uid: int, gid: int) -> list[str]:
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
 
-    def refused(self) -> bool:
-        try: return any(l.split()[0] == "max" and int(l.split()[1]) > 0 for l in (self.path / "pids.events").read_text().splitlines())
-        except (OSError, ValueError, IndexError): return False
+@functools.lru_cache(None)
+def _own_userns(uid: int, gid: int) -> bool:
+    "Can `uid` make a user namespace (the host allows it, util-linux knows `--map-current-user`)? Asked once a process."
+    try: return subprocess.run([*_setpriv(uid, gid), "unshare", "--user", "--map-current-user", "true"], cwd="/",
+                               capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError): return False
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        return ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(self.path), *argv]
-
-    def close(self):
-        for _ in range(100):
-            try: self.path.rmdir(); return
-            except FileNotFoundError: return
-            except OSError: time.sleep(0.01)
+class _suppress:
+    def __enter__(self): return self
+    def __exit__(self, t, e, tb): return t is not None and issubclass(t, (OSError, ValueError, subprocess.SubprocessError))
 
 # %% ../nbs/02_sandbox.ipynb
 class _Proc:
     "A started sandbox process, and how to kill all of it."
-    def __init__(self, argv, env, cwd, stdin: bool, cgroup=None, on_kill=None):
-        self.cgroup, self.on_kill = cgroup, on_kill
-        if cgroup is not None: argv = cgroup.wrap(argv)
+    def __init__(self, argv, env, cwd, stdin: bool, on_kill=None):
+        self.on_kill = on_kill
         self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
 
@@ -129,11 +121,6 @@ class _Proc:
         for f in (self.popen.stdin, self.popen.stdout):
             with _suppress(): f and f.close()
         with _suppress(): self.popen.wait(5)
-        if self.cgroup is not None: self.cgroup.close()
-
-class _suppress:
-    def __enter__(self): return self
-    def __exit__(self, t, e, tb): return t is not None and issubclass(t, (OSError, ValueError, subprocess.SubprocessError))
 
 def _feed(pipe, data: bytes):
     try: pipe.write(data); pipe.close()
@@ -152,7 +139,6 @@ def _execute(proc: _Proc, limits: SandboxLimits, timeout: Optional[float], stdin
             while True:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0: reason = "timeout"; break
-                if proc.cgroup is not None and proc.cgroup.refused(): reason = "pids"; break
                 if not sel.select(0.05 if left is None else min(left, 0.05)): continue
                 chunk = os.read(fd, 1 << 16)
                 if not chunk: break
@@ -237,9 +223,32 @@ def _prlimit(limits: SandboxLimits, nproc: bool = True, memory: bool = True) -> 
     if limits.max_procs and nproc: a.append(f"--nproc={limits.max_procs}")
     return a + ["--"]
 
+def _dirs(paths) -> list[str]:
+    "`--dir` for each folder above `paths`, parents first, once each."
+    a, seen = [], {"/"}
+    for p in paths:
+        for d in reversed(Path(p).parents):
+            if str(d) not in seen: seen.add(str(d)); a += ["--dir", str(d)]
+    return a
+
+_ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_READ_SEARCH")  # kept only until setpriv drops them all
+
 class BwrapSandbox(_Base):
-    "Bubblewrap: own network, PID, IPC, UTS and user namespaces; read-only system; the workspace is the only writable place."
+    "Bubblewrap: own network, PID, IPC, UTS and user namespaces; read-only system; the workspace is the only writable place. As root, commands run as `run_as` (default: the workspace's owner, else nobody)."
     name = "bwrap"
+    def __init__(self, workspace=".", limits=None, ro_binds=None, hidden=None, gpus=False, network=False, run_as=None):
+        super().__init__(workspace, limits, ro_binds, hidden, gpus, network)
+        self.user = _sandbox_user(self.workspace, run_as) if os.geteuid() == 0 else None  # as root: who commands run as
+        if self.user is None: return
+        self.chown_workspace()
+        for h in {**self.ro_binds, **self.hidden}:
+            st = os.stat(h)
+            if st.st_uid != self.user[0] and not st.st_mode & (0o005 if os.path.isdir(h) else 0o004):
+                raise SynthsciError(f"{h} is not readable by the sandbox user (uid {self.user[0]}): chmod -R o+rX it, or pass run_as= its owner")
+
+    def chown_workspace(self):
+        "As root: give the workspace files that belong to root to the sandbox user, so that commands can change them."
+        if self.user is not None: _chown_tree(self.workspace, *self.user)
 
     def _system_binds(self) -> list[str]:
         a = ["--ro-bind", "/usr", "/usr"]
@@ -251,29 +260,39 @@ class BwrapSandbox(_Base):
         for s in map(Path("/etc").joinpath, _ETC_SECRETS):  # hidden behind an empty folder or an unreadable node
             if s.is_dir(): a += ["--tmpfs", str(s)]
             elif os.path.lexists(s): a += ["--ro-bind", "/dev/null", str(s)]
-        return a + ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/run"]
+        tmp = ["--perms", "1777", "--tmpfs", "/tmp"] if self.user else ["--tmpfs", "/tmp"]  # as root /tmp is shared with nobody
+        return a + ["--proc", "/proc", "--dev", "/dev", *tmp, "--tmpfs", "/run"]
 
     def argv(self, cmd, cwd=None, evaluator=False) -> list[str]:
         "The full bwrap command line for `cmd`."
-        a = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox"]
+        if self.user is None: a = ["bwrap", "--unshare-all", "--cap-drop", "ALL"]
+        else:  # root: no user namespace for bwrap itself (it would map us to uid 0 again); setpriv changes user below
+            a = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try", "--cap-drop", "ALL"]
+            for c in _ROOT_CAPS: a += ["--cap-add", c]
+        a += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
         if self.network: a.append("--share-net")
         a += self._system_binds()
-        for p in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(sys.executable).resolve().parent.parent)}):
-            if p != "/usr" and not p.startswith("/usr/"): a += ["--ro-bind", p, p]
-        for h, d in self.ro_binds.items(): a += ["--ro-bind", h, d]
+        prefixes = [p for p in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(sys.executable).resolve().parent.parent)})
+                    if p != "/usr" and not p.startswith("/usr/")]
+        ro, hidden = [(p, p) for p in prefixes] + list(self.ro_binds.items()), list(self.hidden.items()) if evaluator else []
+        a += _dirs([d for _, d in ro + hidden] + [str(self.workspace)])
+        for h, d in ro: a += ["--ro-bind", h, d]
         a += ["--ro-bind" if evaluator else "--bind", str(self.workspace), str(self.workspace)]
-        if evaluator:
-            for h, d in self.hidden.items(): a += ["--ro-bind", h, d]
+        for h, d in hidden: a += ["--ro-bind", h, d]
         if self.gpus:
             devs = [f"/dev/{n}" for n in os.listdir("/dev") if n.startswith("nvidia") and n[6:].isdigit()] + [f"/dev/{d}" for d in _GPU_DEVS]
             for d in devs: a += ["--dev-bind-try", d, d]
             a += ["--ro-bind-try", "/sys", "/sys"]
-        return a + ["--remount-ro", "/", "--chdir", self._cwd(cwd), "--", *_prlimit(self.limits, memory=not self.gpus), *self._cmd(cmd)]
+        a += ["--remount-ro", "/", "--chdir", self._cwd(cwd), "--"]
+        if self.user is not None:
+            a += _setpriv(*self.user)
+            if self.limits.max_procs and _own_userns(*self.user): a += ["unshare", "--user", "--map-current-user", "--"]
+        return a + [*_prlimit(self.limits, memory=not self.gpus), *self._cmd(cmd)]
 
     def spawn(self, cmd, *, env=None, cwd=None, evaluator=False, stdin=False) -> _Proc:
         "Start `cmd` in the sandbox with pipes, for `run` and for long-lived shells."
         if shutil.which("bwrap") is None: raise SynthsciError(_NO_BWRAP)
-        return _Proc(self.argv(cmd, cwd, evaluator), self._env(env), "/", stdin, _PidsCgroup.make(self.limits.max_procs))
+        return _Proc(self.argv(cmd, cwd, evaluator), self._env(env), "/", stdin)
 
 _NO_BWRAP = ("bubblewrap is not installed: install it (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap) "
              "or pick another backend: --backend docker (needs a Docker daemon) or --backend subprocess (isolates nothing)")

@@ -3,9 +3,8 @@ import os, pickle, socket, subprocess, sys, threading, time, uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 import pytest
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synthsci.core import SynthsciError
-from synthsci.sandbox import (BwrapSandbox, DockerSandbox, SandboxLimits, SubprocessSandbox, Sandbox, _pids_root,
+from synthsci.sandbox import (BwrapSandbox, DockerSandbox, SandboxLimits, SubprocessSandbox, Sandbox,
                               docker_available, get_sandbox, sandbox_main)
 from synthsci.shell import ShellSession
 
@@ -91,13 +90,46 @@ def test_etc_secrets_hidden(ws):
 
 # --- processes and limits ------------------------------------------------------------------------------------------
 def test_fork_bomb(ws):
-    if os.geteuid() == 0 and _pids_root() is None:
-        pytest.skip("root without a writable pids cgroup: the kernel does not apply RLIMIT_NPROC to root (documented)")
     token = f"bomb{uuid.uuid4().hex[:8]}"
     r = box(ws, max_procs=64, timeout=30).run(["bash", "-c", f"{token}() {{ {token} | {token} & }}; {token}; sleep 25"])
     assert r.killed_by == "pids" and not r.ok and r.duration_s < 25, r
     time.sleep(0.2)
     assert survivors(token) == []
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="the root path: commands run as an unprivileged user")
+
+@root_only
+def test_root_runs_commands_unprivileged(ws):
+    (ws / "given.txt").write_text("from root\n")                 # root's file, there before the sandbox was made
+    sb = box(ws)
+    r = sb.run("id -u; cat /proc/self/status | grep CapEff; echo more >> given.txt; mkdir -p out; echo x > out/made.txt")
+    uid = sb.user[0]
+    assert r.ok and r.output.split()[0] != "0" and "0000000000000000" in r.output, r
+    assert (ws / "given.txt").read_text() == "from root\nmore\n"
+    made = ws / "out" / "made.txt"
+    assert made.stat().st_uid == uid and made.read_text() == "x\n"   # root reads what the command wrote...
+    later = ws / "later.txt"; later.write_text("later\n")            # ...and a file root adds later is the command's
+    assert "Permission denied" in sb.run("echo y >> later.txt").output   # once handed over:
+    sb.chown_workspace(); assert sb.run("echo y >> later.txt").ok and later.read_text() == "later\ny\n"
+    import shutil; shutil.rmtree(ws / "out"); assert not made.parent.exists()   # and deletes it
+
+@root_only
+def test_root_sandboxes_do_not_share_the_process_limit(ws, tmp_path):
+    other = tmp_path / "other"; other.mkdir()
+    holder = box(ws, max_procs=64).spawn("for i in $(seq 40); do sleep 20 & done; echo held; wait")
+    try:
+        assert holder.popen.stdout.readline() == b"held\n"
+        r = box(other, max_procs=64).run("for i in $(seq 40); do sleep 0.2 & done; wait; echo ok")
+        assert r.ok and r.output == "ok\n", r    # as the same uid, but in a user namespace of its own
+    finally:
+        holder.close()
+
+@root_only
+def test_root_unreadable_bind_is_one_line_error(ws, tmp_path):
+    private = tmp_path / "private"; private.mkdir(mode=0o700)
+    with pytest.raises(SynthsciError, match=r"not readable by the sandbox user.*chmod -R o\+rX") as e:
+        BwrapSandbox(ws, ro_binds={private: "/data"})
+    assert "\n" not in str(e.value)
 
 def test_memory_bomb(ws):
     r = box(ws, memory_bytes=512 << 20).run(["python3", "-c", "a = []\nwhile True: a.append(bytearray(50 << 20))"])

@@ -263,7 +263,9 @@ def _check(tp, value, where: str):
             with contextlib.suppress(SynthsciError): return _check(a, value, where)
         raise bad
     if origin is Literal:
-        if value in args: return value
+        if isinstance(value, bool):  # YAML 1.1 reads off/on/yes/no as booleans: map them back to the words offered
+            value = next((w for w in (("on", "yes", "true") if value else ("off", "no", "false")) if w in args), value)
+        if not isinstance(value, bool) and value in args: return value
         raise bad
     if origin is list:
         if not isinstance(value, list): raise bad

@@ -18,13 +18,15 @@ STAGE_FUNCS = {  # stage -> 'module:function' taking a RunConfig
     "grounding": "synthsci.grounding:run_grounding", "taskgen": "synthsci.taskgen:run_taskgen",
     "validate": "synthsci.validate:run_validate", "rollouts": "synthsci.rollouts:run_rollouts",
     "filter": "synthsci.filter:run_filter", "sftdata": "synthsci.sftdata:run_sftdata", "train": "synthsci.train:run_train",
-    "evaluate": "synthsci.evaluate:run_evaluate", "aup": "synthsci.aup:run_aup", "figures": "synthsci.plots:run_figures",
+    "evaluate": "synthsci.evaluate:run_evaluate", "aup": "synthsci.evaluate:run_aup", "figures": "synthsci.evaluate:run_figures",
 }
 TOOLS = {  # command -> ('module:function' taking argv and returning an exit status, help)
     "sandbox": ("synthsci.sandbox:sandbox_main", "run one command in the sandbox exactly as task code runs"),
     "aup": ("synthsci.aup:aup_main", "AUP of score tables shaped like MLGym's (BEST.csv [--last LAST.csv] --minimize TASK ...)"),
     "figures": ("synthsci.plots:figures_main", "draw the reference figures and a run's figures"),
     "view": ("synthsci.viewer:view_main", "render a trajectory as HTML (TRAJ --html OUT)"),
+    "mlgym": ("synthsci.mlgym:mlgym_main", "run an agent on the tasks of your MLGym checkout (--mlgym-root DIR) and score them"),
+    "catalog": ("synthsci.catalog:catalog_main", "the local catalog of offline datasets, as a table or --format csv"),
 }
 
 def _resolve(target: str):

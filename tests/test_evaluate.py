@@ -1,0 +1,127 @@
+"""The offline evaluation suite and the evaluate, aup and figures stages: a seeded, held-out suite; students from the
+run's config and its train stage; resume; AUP from the evaluation records; figures; one real SmolLM2 step."""
+import csv, hashlib, json, os, shutil, subprocess, sys
+from pathlib import Path
+import pandas as pd
+import pytest
+from synthsci.core import EvalResult, Run, SynthsciError, load_config, write_jsonl
+from synthsci.catalog import CATALOG
+from synthsci.evaluate import (EVAL_SUITE_DATASETS, AUPResult, FigureSet, eval_methods, EvalOptions, is_eval_suite_dataset,
+                               make_eval_suite, run_aup, run_evaluate, run_figures)
+from synthsci.mlgym import AgentLimits, attempt, scripted_runner
+
+say = lambda cmd: f"DISCUSSION\nNext step.\n```\n{cmd}\n```"
+SMALL = "{sklearn/breast_cancer: accuracy, statsmodels/fair: r2}"
+
+
+def digest(folder: Path) -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())).hexdigest()
+
+
+def test_held_out_datasets_are_in_the_catalog_and_recognised_by_alias():
+    assert set(EVAL_SUITE_DATASETS) <= set(CATALOG) and len(EVAL_SUITE_DATASETS) >= 3
+    assert len({CATALOG[i].task_kind for i in EVAL_SUITE_DATASETS}) == 3
+    assert is_eval_suite_dataset("wdbc") and is_eval_suite_dataset("fair affairs") and not is_eval_suite_dataset("iris")
+
+
+def test_suite_is_seeded_hides_its_labels_and_records_a_true_baseline(tmp_path):
+    a = make_eval_suite(tmp_path / "a", max_rows=300)
+    b = make_eval_suite(tmp_path / "b", {"sklearn/breast_cancer": "accuracy"}, max_rows=300)
+    c = make_eval_suite(tmp_path / "c", {"sklearn/breast_cancer": "accuracy"}, seed=1, max_rows=300)
+    assert [t.id for t in a] == ["eval_breast_cancer", "eval_fair", "eval_italypowerdemand"]
+    assert digest(Path(b[0].path)) == digest(Path(a[0].path))                           # same seed, same suite
+    assert digest(Path(c[0].path)) != digest(Path(a[0].path))                           # another seed, another split
+    for t in a:
+        folder, target = Path(t.path), pd.read_csv(Path(t.path) / "sample_submission.csv").columns[1]
+        starter = json.dumps(__import__("yaml").safe_load((folder / "task.yaml").read_text())["starter_code"])
+        assert "hidden" not in starter and target not in pd.read_csv(folder / "data/test.csv").columns
+        hidden = pd.concat([pd.read_csv(folder / "hidden/validation.csv"), pd.read_csv(folder / "hidden/test.csv")])
+        assert sorted(hidden.id) == sorted(pd.read_csv(folder / "data/test.csv").id)
+        assert t.direction == "max" and t.metric in t.baseline_scores[0]
+    assert len(pd.read_csv(Path(a[2].path) / "data/train.csv").columns) == 26      # id, 24 steps, label
+    work = tmp_path / "work"; shutil.copytree(a[0].path, work)                         # the recorded baseline is the real one
+    subprocess.run([sys.executable, "baseline.py"], cwd=work, check=True, capture_output=True)
+    out = subprocess.run([sys.executable, "evaluate.py", "--submission_file", "submission.csv"], cwd=work, check=True, capture_output=True,
+                         text=True, env={**os.environ, "SYNTHSCI_SPLIT": "test", "SYNTHSCI_HIDDEN": str(work / "hidden")}).stdout
+    assert json.loads(out) == a[0].baseline_scores[0] and 0.8 < a[0].baseline_scores[0]["accuracy"] < 1
+
+
+def cfg_for(tmp_path, *over):
+    return load_config(overrides=[f"runs_dir={tmp_path}", "run_id=r", "stages.evaluate.base=false", "stages.evaluate.finetuned=false",
+                                  f"stages.evaluate.datasets={SMALL}", "stages.evaluate.max_rows=200", "stages.evaluate.max_steps=4", *over])
+
+
+SCRIPTS = {"good": [say("python baseline.py"), say("validate"), say("submit")], "mute": ["I do not know."] * 3,
+           "better": [say("python baseline.py"), say("validate"), say("submit")]}
+
+
+def test_evaluate_stage_writes_records_tables_and_resumes(tmp_path):
+    cfg = cfg_for(tmp_path, "stages.evaluate.methods={good: x, mute: y}", "stages.evaluate.k=2")
+    runner = scripted_runner(lambda u: SCRIPTS[Path(u.folder).name])
+    out = run_evaluate(cfg, runner=runner, progress=False)
+    rs = {(r.task_id, r.method): r for r in Run("r", tmp_path).read(out.name, EvalResult)}
+    assert sorted(rs) == sorted((t, m) for t in ("eval_breast_cancer", "eval_fair") for m in ("baseline", "good", "mute"))
+    for t in ("eval_breast_cancer", "eval_fair"):
+        assert rs[(t, "good")].best_submission == rs[(t, "baseline")].best_submission and rs[(t, "good")].runs == 2
+        assert rs[(t, "mute")].best_attempt is None and rs[(t, "mute")].exit_statuses == ["submission_not_found (exit_format)"] * 2
+    table = list(csv.DictReader((out / "best_submission.csv").open()))
+    assert [r["task"] for r in table] == ["eval_breast_cancer", "eval_fair"] and all(r["mute"] == "" for r in table)
+    assert json.loads((out / "tasks.json").read_text())["directions"] == {"eval_breast_cancer": "max", "eval_fair": "max"}
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.jsonl")}
+    calls = []
+    run_evaluate(cfg, runner=lambda u: calls.append(u), progress=False)       # everything done: nothing runs again
+    assert calls == [] and {p.name: p.stat().st_mtime_ns for p in out.glob("*.jsonl")} == before
+
+
+def test_students_come_from_the_config_and_the_train_stage(tmp_path, capsys):
+    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=r", "student.spec=local:some/base"])
+    run = Run("r", tmp_path)
+    assert eval_methods(cfg, EvalOptions(), run) == {"base": "local:some/base"}
+    assert "the fine-tuned student is not evaluated" in capsys.readouterr().err
+    ckpt = tmp_path / "r/09_train/student"; ckpt.mkdir(parents=True)
+    (tmp_path / "r/09_train/student.jsonl").write_text(json.dumps({"id": "student", "spec": f"local:{ckpt}"}) + "\n")
+    assert eval_methods(cfg, EvalOptions(methods={"expert": "expert"}), run) == {"base": "local:some/base", "finetuned": f"local:{ckpt}", "expert": "expert"}
+    with pytest.raises(SynthsciError, match="'base' is taken"): eval_methods(cfg, EvalOptions(methods={"base": "x"}), run)
+    with pytest.raises(SynthsciError, match="stages.evaluate.k"): run_evaluate(load_config(overrides=[f"runs_dir={tmp_path}", "stages.evaluate.k=two"]))
+
+
+def test_aup_stage_from_evaluation_records_and_new_results_replace_the_old_aup(tmp_path):
+    cfg = cfg_for(tmp_path)
+    with pytest.raises(SynthsciError, match="run the evaluate stage first"): run_aup(cfg, progress=False)
+    run = Run("r", tmp_path)
+    e = lambda t, m, v: EvalResult(id=f"{m}-{t}", task_id=t, method=m, best_attempt=v, best_submission=v)
+    rows = [e("a", "baseline", 0.5), e("a", "finetuned", 0.8), e("a", "base", None), e("b", "baseline", 0.7), e("b", "finetuned", 0.7), e("b", "base", 0.9)]
+    for r in rows: write_jsonl([r], run.unit_path("10_eval", r.id))
+    out = run_aup(cfg, progress=False)
+    got = {r.method: r for r in run.read(out.name, AUPResult)}
+    # a: ratios finetuned 1, baseline 1.6, base (missing) 1.05 * 1.6; b: base 1, baseline and finetuned 0.9 / 0.7
+    assert got["finetuned"].best_aup > got["base"].best_aup > got["baseline"].best_aup
+    assert got["base"].methods == ["base", "baseline", "finetuned"] and got["base"].tasks == ["a", "b"]
+    assert (out / "aup.csv").read_text().splitlines()[0] == "method,best_aup,last_aup"
+    write_jsonl([e("a", "base", 0.95)], run.unit_path("10_eval", "base-a"))     # the base student improves on task a
+    run_aup(cfg, progress=False)
+    again = {r.method: r for r in run.read(out.name, AUPResult)}
+    assert len(list(out.glob("*.jsonl"))) == 1 and again["base"].best_aup > got["base"].best_aup
+
+
+def test_figures_stage_draws_the_runs_figures_with_aup_bars(tmp_path):
+    cfg = cfg_for(tmp_path)
+    run = Run("r", tmp_path)
+    for t, vals in {"a": (0.5, 0.8, 0.6), "b": (0.7, 0.9, None)}.items():
+        for m, v in zip(("baseline", "finetuned", "base"), vals):
+            write_jsonl([EvalResult(id=f"{m}-{t}", task_id=t, method=m, best_attempt=v, best_submission=v)], run.unit_path("10_eval", f"{m}-{t}"))
+    out = run_figures(cfg, progress=False)
+    names = {p.name for p in out.iterdir()}
+    assert {"aup.png", "aup.pdf", "task_scores_best_attempt.png", "profiles.png"} <= names
+    fs = run.read(out.name, FigureSet)
+    assert len(fs) == 1 and {Path(p).name for p in fs[0].paths} >= {"aup.png", "profiles.pdf"}
+
+
+def test_one_real_smollm2_evaluation_step(tmp_path):
+    """The base student in a worker process, as the quickstart runs it: one step of at most 8 new tokens per answer."""
+    task = make_eval_suite(tmp_path / "suite", {"sklearn/breast_cancer": "accuracy"}, max_rows=200)[0]
+    r = attempt(task, "local", 1, tmp_path / "runs", "base", limits=AgentLimits(max_steps=1, max_tokens=8))
+    traj = json.loads((tmp_path / "runs/traj/eval_breast_cancer-s0/eval_breast_cancer-s0.traj").read_text())
+    stats = traj["info"]["model_stats"]
+    assert traj["info"]["provenance"]["model"].startswith("local:") and stats["api_calls"] >= 1 and stats["tokens_received"] > 0
+    assert r.runs == 1 and r.exit_statuses[0].split(" (")[0] in ("submitted", "autosubmission", "submission_not_found", "evaluation_format_error")

@@ -19,7 +19,7 @@ from .templates import QUICK_BUGS, parse_files, scripted_taskgen, task_files
 # %% auto 0
 __all__ = ['CLASS_METRICS', 'PROMPTS', 'REQUIRED_FILES', 'flatten', 'constant_prediction', 'TaskData', 'split_task_data',
            'write_task_data', 'task_spec', 'task_messages', 'code_files', 'ask_code', 'task_yaml_dict', 'write_code',
-           'TaskgenOptions', 'load_card_data', 'generate_task', 'taskgen_teacher', 'run_taskgen']
+           'dataset_yaml_dict', 'TaskgenOptions', 'load_card_data', 'generate_task', 'taskgen_teacher', 'run_taskgen']
 
 # %% ../nbs/14_taskgen.ipynb
 def _ident(s: str) -> str: return re.sub(r"\W+", "_", str(s)).strip("_") or "x"
@@ -227,6 +227,12 @@ def write_code(folder, spec: dict, files: dict, layout: str, prompts: dict = PRO
     atomic_write(folder / "task.yaml", yaml.safe_dump(task_yaml_dict(spec, files, layout, prompts), sort_keys=False, width=120, allow_unicode=True))
     atomic_write(folder / "taskgen.json", json.dumps(dict(spec=spec, layout=layout, files=sorted(files)), indent=1))
 
+def dataset_yaml_dict(card: DatasetCard) -> dict:
+    "MLGym's dataset YAML of a generated task: its local data folder and splits (the hidden labels are not part of it)."
+    return dict(name=card.dataset_id, description=(card.description or card.dataset_id)[:2000], data_path="data", is_local=True,
+                train_split=dict(name="train", file_regex="train.csv"), test_split=dict(name="test", file_regex="test.csv"),
+                source=card.source, revision=card.revision, license=card.license)
+
 def _publish(tmp: Path, dest: Path):
     if dest.exists(): shutil.rmtree(dest)
     os.replace(tmp, dest)
@@ -276,6 +282,8 @@ def generate_task(p: Proposal, card: DatasetCard, llm, folder, opts: TaskgenOpti
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{task_id}."))
     try:
         layout = write_task_data(td, tmp)
+        import yaml
+        atomic_write(tmp / "dataset.yaml", yaml.safe_dump(dataset_yaml_dict(card), sort_keys=False, width=120, allow_unicode=True))
         files, answer = ask_code(task_messages(spec, layout, prompts), llm, opts.repairs, prompts, **params)
         if files is None:
             return _rejection(task_id, p, "malformed", f"the teacher's answer missed {', '.join(REQUIRED_FILES)} after {opts.repairs} repair(s)", answer)

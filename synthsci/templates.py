@@ -241,7 +241,8 @@ def scripted_taskgen(seed: int = 0, p_bug: float = 0.3, bugs=QUICK_BUGS) -> Call
         spec, last = spec_from_prompt(first), messages[-1]["content"] or ""
         files = task_files({**spec, "metric": spec["metric"] if spec["metric"] in METRIC_CODE else
                             ("accuracy" if spec.get("direction", "max") == "max" else "rmse")})
-        if "failed validation" in last: return files_answer(files, "Fixed: here are the corrected files.")
+        if any(m["role"] == "assistant" for m in messages) and "failed validation" in last:   # asked to fix its code
+            return files_answer(files, "Fixed: here are the corrected files.")
         rng = random.Random(stable_hash([seed, spec.get("task_id"), first]))   # the prompt names the attempt: a rewrite draws again
         if bugs and rng.random() < p_bug: files = BUGS[rng.choice(sorted(bugs))](files)
         return files_answer(files)

@@ -12,9 +12,10 @@ from typing import Callable, Optional
 from .core import SynthsciError
 
 # %% auto 0
-__all__ = ['UCR_CITATION', 'UEA_CITATION', 'VADER_CITATION', 'CATALOG', 'TASK_KINDS', 'package_dir', 'split_random', 'split_time',
-           'load_sklearn', 'load_statsmodels', 'load_sktime_ts', 'load_sktime_csv', 'load_networkx', 'load_vader',
-           'CatalogEntry', 'find_dataset', 'nearest_datasets']
+__all__ = ['UCR_CITATION', 'UEA_CITATION', 'VADER_CITATION', 'CATALOG', 'TASK_KINDS', 'EVAL_SUITE_DATASETS', 'package_dir',
+           'split_random', 'split_time', 'load_sklearn', 'load_statsmodels', 'load_sktime_ts', 'load_sktime_csv',
+           'load_networkx', 'load_vader', 'CatalogEntry', 'find_dataset', 'nearest_datasets', 'is_eval_suite_dataset',
+           'training_datasets']
 
 # %% ../nbs/11_catalog.ipynb
 def package_dir(package: str) -> Path:
@@ -312,6 +313,11 @@ def _entries():
 
 CATALOG: dict[str, CatalogEntry] = {e.id: e for e in _entries()}
 TASK_KINDS = tuple(sorted({e.task_kind for e in CATALOG.values()}))
+EVAL_SUITE_DATASETS = {  # (see "Held out for evaluation" below) catalog id -> metric (higher is better): held out, never used by training tasks
+    "sklearn/breast_cancer": "accuracy",
+    "statsmodels/fair": "r2",
+    "sktime/ItalyPowerDemand": "accuracy",
+}
 
 # %% ../nbs/11_catalog.ipynb
 def _norm(s: str) -> str: return " ".join(re.findall(r"[a-z0-9]+", s.lower()))
@@ -330,10 +336,21 @@ def find_dataset(name: str) -> Optional[CatalogEntry]:
     i = _keys().get(_norm(name))
     return CATALOG[i] if i else None
 
-def nearest_datasets(name: str, n: int = 5, task_kinds=None) -> list[str]:
-    "The ids of the `n` catalog entries closest to `name` (only of `task_kinds`, when given), best first."
+def nearest_datasets(name: str, n: int = 5, task_kinds=None, held_out: bool = False) -> list[str]:
+    "The ids of the `n` catalog entries closest to `name` (only of `task_kinds`, when given; no held-out ones unless asked), best first."
     q, best = _norm(name), {}
     for k, i in _keys().items():
         if task_kinds and CATALOG[i].task_kind not in task_kinds: continue
+        if not held_out and i in EVAL_SUITE_DATASETS: continue
         best[i] = max(best.get(i, 0.0), difflib.SequenceMatcher(None, q, k).ratio())
     return sorted(best, key=lambda i: (-best[i], i))[:n]
+
+# %% ../nbs/11_catalog.ipynb
+def is_eval_suite_dataset(name: str) -> bool:
+    "Is `name` (a catalog id, name or alias) one of the evaluation suite's held-out datasets?"
+    e = CATALOG.get(name) or find_dataset(name)
+    return e is not None and e.id in EVAL_SUITE_DATASETS
+
+def training_datasets(task_kinds=None) -> list[CatalogEntry]:
+    "The catalog entries training tasks may use (of `task_kinds`, when given)."
+    return [e for e in CATALOG.values() if e.id not in EVAL_SUITE_DATASETS and (not task_kinds or e.task_kind in task_kinds)]

@@ -16,22 +16,12 @@ from .aup import aup_report, score_tables
 from .mlgym import AgentLimits, attempt, baseline_result, build_task, mlgym_tasks, skip_reason, write_tables
 
 # %% auto 0
-__all__ = ['EVAL_SUITE_DATASETS', 'EVALUATE', 'BASELINE', 'BASELINES', 'DESCRIPTION', 'SUITE_VERSION', 'is_eval_suite_dataset',
-           'table_of', 'make_suite_task', 'make_eval_suite', 'evaluate_students', 'EvalOptions', 'trained_student',
-           'eval_methods', 'eval_tasks', 'run_evaluate', 'AUPResult', 'usable_tables', 'aup_of', 'run_aup', 'FigureSet',
-           'run_figures']
+__all__ = ['EVALUATE', 'BASELINE', 'BASELINES', 'DESCRIPTION', 'SUITE_VERSION', 'table_of', 'make_suite_task', 'make_eval_suite',
+           'evaluate_students', 'EvalOptions', 'trained_student', 'eval_methods', 'eval_tasks', 'run_evaluate',
+           'AUPResult', 'usable_tables', 'aup_of', 'run_aup', 'FigureSet', 'run_figures']
 
 # %% ../nbs/42_evaluate.ipynb
-EVAL_SUITE_DATASETS = {  # catalog id -> metric (higher is better): held out, never used by training tasks
-    "sklearn/breast_cancer": "accuracy",
-    "statsmodels/fair": "r2",
-    "sktime/ItalyPowerDemand": "accuracy",
-}
-
-def is_eval_suite_dataset(name: str) -> bool:
-    "Is `name` (a catalog id, name or alias) one of the evaluation suite's held-out datasets?"
-    e = CATALOG.get(name) or find_dataset(name)
-    return e is not None and e.id in EVAL_SUITE_DATASETS
+from .catalog import EVAL_SUITE_DATASETS, is_eval_suite_dataset  # the held-out datasets are named once, in the catalog
 
 # %% ../nbs/42_evaluate.ipynb
 def _ident(s) -> str: return re.sub(r"\W+", "_", str(s)).strip("_") or "x"

@@ -11,7 +11,7 @@ from typing import Optional, Union
 from .core import (DatasetCard, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
                            stage_options, write_jsonl, read_jsonl)
 from .llm import llm_from_config
-from .catalog import CATALOG, find_dataset, nearest_datasets
+from .catalog import CATALOG, find_dataset, is_eval_suite_dataset, nearest_datasets
 from .cards import catalog_card, feature_types, jsonable
 from .proposals import (Rejection, write_rejections, read_rejections, ask_structured, make_proposal, scripted_proposals,
                                 structured_mode, proposal_messages, ProposalsOptions, PROMPTS as PROPOSAL_PROMPTS)
@@ -107,6 +107,9 @@ def check_dataset(p: Proposal, opts: GroundingOptions, hub: Optional[HubClient] 
     if task and not opts.allow_eval_datasets:
         return _reject(p, "contaminated", f"{p.dataset_id!r} is the dataset of MLGym's {task} task, which the student is evaluated on "
                        "(set stages.grounding.allow_eval_datasets to allow it)", nearest_datasets(p.task_kind or p.dataset_id, opts.suggestions, [p.task_kind]))
+    if is_eval_suite_dataset(p.dataset_id):
+        return _reject(p, "held_out", f"{p.dataset_id!r} is held out for the offline evaluation suite: training tasks never use it",
+                       nearest_datasets(p.task_kind or p.dataset_id, opts.suggestions, [p.task_kind]))
     card = None
     for source in opts.sources:
         if source == "catalog" and (e := find_dataset(p.dataset_id)):
@@ -135,7 +138,7 @@ def ground(p: Proposal, llm, opts: GroundingOptions, mode: str = "json", hub=Non
     "Ground `p`: (its card or None, the revised proposal if the teacher had a second chance, the rejections on the way)."
     out = check_dataset(p, opts, hub, cards)
     if isinstance(out, DatasetCard): return out, None, []
-    if out.kind not in ("unknown_dataset", "contaminated") or not out.suggestions or llm is None: return None, None, [out]
+    if out.kind not in ("unknown_dataset", "contaminated", "held_out") or not out.suggestions or llm is None: return None, None, [out]
     topic = topic or Topic(id=p.parent_id or "", area="", name=p.topic)
     from synthsci.proposals import HOW
     msgs = proposal_messages(topic, mode, proposal_opts.show_catalog, {**PROPOSAL_PROMPTS, **proposal_opts.prompts})

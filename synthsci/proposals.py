@@ -12,7 +12,7 @@ from .core import (Record, Proposal, Topic, RunConfig, SynthsciError, make_id, o
                            stage_options, stable_hash, write_jsonl, read_jsonl)
 from .llm import Completion, llm_from_config, default_spec
 from .topics import ML, get_domain, first_json
-from .catalog import CATALOG, find_dataset
+from .catalog import CATALOG, find_dataset, training_datasets
 
 # %% auto 0
 __all__ = ['PROPOSAL_SCHEMA', 'PROPOSE_TOOL', 'HOW', 'PROMPTS', 'METRICS', 'CONTAMINATED_PICKS', 'schema_errors', 'Rejection',
@@ -106,8 +106,7 @@ PROMPTS = {
 
 def catalog_lines(task_kinds=None) -> str:
     "One line per catalog dataset (of `task_kinds`, when given): id, title, task kind and target."
-    return "\n".join(f"- {e.id}: {e.title} ({e.task_kind}; target '{e.target}')" for e in CATALOG.values()
-                     if not task_kinds or e.task_kind in task_kinds)
+    return "\n".join(f"- {e.id}: {e.title} ({e.task_kind}; target '{e.target}')" for e in training_datasets(task_kinds))
 
 def proposal_messages(topic: Topic, mode: str, show_catalog: bool = True, prompts: dict = PROMPTS, domain=ML) -> list[dict]:
     area = domain.areas.get(topic.area)
@@ -135,7 +134,7 @@ def _words(s: str) -> set[str]: return {w[:5] for w in re.findall(r"[a-z0-9]+", 
 
 def _pick_dataset(topic: str, area: str, rng: random.Random):
     kinds = ML.areas[area].task_kinds if area in ML.areas else ()
-    pool = [e for e in CATALOG.values() if not kinds or e.task_kind in kinds]
+    pool = training_datasets(kinds)
     score = lambda e: len(_words(topic) & _words(" ".join((e.title, e.summary, *e.aliases)))) + rng.random()
     return max(pool, key=score)
 

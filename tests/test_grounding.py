@@ -147,3 +147,11 @@ def test_bad_sources_is_a_one_line_error(tmp_path):
     cfg = load_config("configs/quickstart.yaml", [f"runs_dir={tmp_path}", "stages.grounding.sources=[kaggle]"])
     with pytest.raises(SynthsciError, match="must list 'catalog' and/or 'hub'"):
         run_grounding(cfg)
+
+
+@pytest.mark.parametrize("name", ["sklearn/breast_cancer", "wdbc", "sktime/ItalyPowerDemand"])
+def test_eval_suite_datasets_are_held_out_of_training(name):
+    p = prop(name, "target", task_kind="tabular-classification")
+    rej = check_dataset(p, GroundingOptions())
+    assert rej.kind == "held_out" and "evaluation suite" in rej.reason
+    assert not any(s in ("sklearn/breast_cancer", "statsmodels/fair", "sktime/ItalyPowerDemand") for s in rej.suggestions)

@@ -49,7 +49,7 @@ def test_unknown_spec_and_missing_key_are_one_line():
 
 def _run_notebook(path: Path, body: str):
     nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('config = "configs/quickstart.yaml"\noverrides: list = []')
+    params = nbformat.v4.new_code_cell('config = "configs/quickstart.yaml"\noverrides = []')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell("# a stage"), params, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "python3", "language": "python"}

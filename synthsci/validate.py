@@ -85,6 +85,7 @@ class Failure(Exception):
     kind: str
     reason: str
     output: str = ""
+    scores: dict = field(default_factory=dict)
     def __str__(self): return f"{self.kind}: {self.reason}"
 
 def _tail(s: str, n: int = 1500) -> str: return s if len(s) <= n else "..." + s[-n:]
@@ -95,7 +96,7 @@ def _limits(opts: ValidateOptions, timeout: float) -> SandboxLimits:
 
 def _raise_for(r, what: str, timeout: float):
     if r.timed_out: raise Failure(f"{what}_timeout", f"{what} ran past its {timeout:g} s limit", _tail(r.output))
-    if r.killed_by == "output": raise Failure("output_flood", f"{what} printed more than the output limit and was killed", _tail(r.output, 500))
+    if r.killed_by == "output": raise Failure("output_flood", f"{what} printed more than the output limit and was killed", r.output[:500])   # the head: the same every run
     if r.killed_by: raise Failure("resource_limit", f"{what} hit the {r.killed_by} limit", _tail(r.output))
     if r.exit_code: raise Failure(f"{what}_crash", f"{what} exited with status {r.exit_code}: {(r.output.strip().splitlines() or [''])[-1][:200]}", _tail(r.output))
 
@@ -150,31 +151,38 @@ def check_task(path, opts: ValidateOptions = ValidateOptions(), checks: Optional
     if bad := reads_hidden(path, cfg): raise Failure("reads_test_labels", f"{', '.join(bad)} read the hidden labels, which only the evaluator may")
     checks["no_label_access"] = True
     with tempfile.TemporaryDirectory() as d:
-        try: ws = prepare_workspace(task, Path(d) / "workspace")
-        except SynthsciError as e: raise Failure("test_labels_in_workspace", str(e))
-        if leaks := label_leaks(ws, Path(path) / (cfg.get("secret_files") or ["hidden"])[0]):
-            raise Failure("test_labels_in_workspace", "; ".join(leaks))
-        checks["workspace_clean"] = True
-        seconds = run_baseline(task, cfg, ws, opts); checks["baseline_runs"] = True
-        val = run_evaluator(task, cfg, ws, "submission.csv", "validation", opts); checks["evaluator_runs"] = True
-        again = run_evaluator(task, cfg, ws, "submission.csv", "validation", opts)
-        if again != val: raise Failure("nondeterministic_evaluator", f"the same submission scored {val} and then {again}")
-        checks["deterministic"] = True
-        test = run_evaluator(task, cfg, ws, "submission.csv", "test", opts); checks["test_split"] = True
-        sample = cfg.get("sample_submission") or "sample_submission.csv"
-        if not (ws / sample).is_file(): raise Failure("bad_task", f"no {sample} (the constant submission) in the workspace")
-        const = run_evaluator(task, cfg, ws, sample, "validation", opts)
-        if not _better(val, const, task.direction):
-            raise Failure("no_signal", f"a constant prediction scores {task.metric} {const:g}, the baseline {val:g} ({'higher' if task.direction == 'max' else 'lower'} is better)")
-        checks["signal"] = True
-        if opts.agent_check:
-            aci = ACI(task, Path(d) / "agent", backend=opts.backend, limits=_limits(opts, opts.eval_timeout_s), training_timeout=opts.eval_timeout_s)
-            try:
-                shutil.copy(ws / "submission.csv", aci.workspace / "submission.csv")
-                got, msg = aci.evaluate("validation")
-            finally: aci.close()
-            if not got or got.get(task.metric) != val: raise Failure("agent_path", f"the agent's validate scored {got} instead of {val}", _tail(msg))
-            checks["agent_path"] = True
+        try: return _checks(task, cfg, path, Path(d), opts, checks)
+        except Failure as f:   # the temporary folder's name out of what the teacher is shown, so that a fix prompt is the same every run
+            f.reason, f.output = f.reason.replace(d, "/tmp/validate"), f.output.replace(d, "/tmp/validate")
+            raise
+
+def _checks(task, cfg, path, d: Path, opts, checks) -> dict:
+    "The checks from the workspace on, in the temporary folder `d`."
+    try: ws = prepare_workspace(task, Path(d) / "workspace")
+    except SynthsciError as e: raise Failure("test_labels_in_workspace", str(e))
+    if leaks := label_leaks(ws, Path(path) / (cfg.get("secret_files") or ["hidden"])[0]):
+        raise Failure("test_labels_in_workspace", "; ".join(leaks))
+    checks["workspace_clean"] = True
+    seconds = run_baseline(task, cfg, ws, opts); checks["baseline_runs"] = True
+    val = run_evaluator(task, cfg, ws, "submission.csv", "validation", opts); checks["evaluator_runs"] = True
+    again = run_evaluator(task, cfg, ws, "submission.csv", "validation", opts)
+    if again != val: raise Failure("nondeterministic_evaluator", "two evaluations of the same submission gave different scores", scores=dict(first=val, second=again))
+    checks["deterministic"] = True
+    test = run_evaluator(task, cfg, ws, "submission.csv", "test", opts); checks["test_split"] = True
+    sample = cfg.get("sample_submission") or "sample_submission.csv"
+    if not (ws / sample).is_file(): raise Failure("bad_task", f"no {sample} (the constant submission) in the workspace")
+    const = run_evaluator(task, cfg, ws, sample, "validation", opts)
+    if not _better(val, const, task.direction):
+        raise Failure("no_signal", f"a constant prediction scores {task.metric} {const:g}, the baseline {val:g} ({'higher' if task.direction == 'max' else 'lower'} is better)")
+    checks["signal"] = True
+    if opts.agent_check:
+        aci = ACI(task, Path(d) / "agent", backend=opts.backend, limits=_limits(opts, opts.eval_timeout_s), training_timeout=opts.eval_timeout_s)
+        try:
+            shutil.copy(ws / "submission.csv", aci.workspace / "submission.csv")
+            got, msg = aci.evaluate("validation")
+        finally: aci.close()
+        if not got or got.get(task.metric) != val: raise Failure("agent_path", f"the agent's validate scored {got} instead of {val}", _tail(msg))
+        checks["agent_path"] = True
     return dict(checks=checks, scores=dict(validation=val, test=test, constant=const), baseline_seconds=round(seconds, 2))
 
 # %% ../nbs/15_validate.ipynb
@@ -240,7 +248,7 @@ def validate_task(task: Task, llm, opts: ValidateOptions = ValidateOptions(), se
                            checks=out["checks"], scores=out["scores"], seconds=round(time.time() - t0, 2), files=files)
         except Failure as f:
             last = Attempt(id=make_id("attempt", task.id, n), parent_id=task.id, task_id=task.id, n=n, action=action, kind=f.kind, reason=f.reason[:300],
-                           output=f.output, checks=checks, seconds=round(time.time() - t0, 2), files=files)
+                           output=f.output, checks=checks, scores=f.scores, seconds=round(time.time() - t0, 2), files=files)
         attempts.append(last)
         if last.passed: break
         action = "fix" if rng.random() < opts.p_debug else "rewrite"

@@ -26,7 +26,7 @@ TOOLS = {  # command -> ('module:function' taking argv and returning an exit sta
     "figures": ("synthsci.plots:figures_main", "draw the reference figures and a run's figures"),
     "view": ("synthsci.viewer:view_main", "render a trajectory as HTML (TRAJ --html OUT)"),
     "mlgym": ("synthsci.mlgym:mlgym_main", "run an agent on the tasks of your MLGym checkout (--mlgym-root DIR) and score them"),
-    "catalog": ("synthsci.catalog:catalog_main", "the local catalog of offline datasets, as a table or --format csv"),
+    "catalog": ("synthsci.catalog_cli:catalog_main", "the local catalog of offline datasets, as a table or --format csv"),
 }
 
 def _resolve(target: str):

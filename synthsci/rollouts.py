@@ -173,7 +173,9 @@ def rollout_tasks(run, opts: RolloutOptions) -> list[Task]:
         if not tasks: raise SynthsciError(f"no task folders (with a task.yaml) in {d}")
         return tasks
     passed = {r.task_id for r in run.read(stage_dir_name("validate"), ValidationReport) if r.passed}
-    tasks = [t for t in run.read(stage_dir_name("taskgen"), Task) if t.id in passed]
+    # validation writes the baseline's scores into each task's YAML, after taskgen recorded the Task: read them back
+    tasks = [dataclasses.replace(t, baseline_scores=load_task(t.path).baseline_scores)
+             for t in run.read(stage_dir_name("taskgen"), Task) if t.id in passed]
     if not tasks: raise SynthsciError("no validated tasks in this run: run the taskgen and validate stages first, or set stages.rollouts.tasks_dir")
     return tasks
 

@@ -46,11 +46,15 @@ def test_reads_validated_tasks_from_the_run(tmp_path):
                                  "stages.rollouts.simulated={delay_s: 0.01, steps: 1}", "stages.rollouts.n_per_task=1"])
     with pytest.raises(SynthsciError, match="no validated tasks"): run_rollouts(cfg, progress=False)
     run = Run("r", tmp_path)
-    write_jsonl([wine], run.unit_path("04_tasks", "wine")); write_jsonl([diab], run.unit_path("04_tasks", "diabetes"))
+    import dataclasses
+    wine_recorded = dataclasses.replace(wine, baseline_scores=[])   # taskgen records a Task before validation scores its baseline
+    write_jsonl([wine_recorded], run.unit_path("04_tasks", "wine")); write_jsonl([diab], run.unit_path("04_tasks", "diabetes"))
     write_jsonl([ValidationReport(id="v1", task_id="wine", passed=True)], run.unit_path("05_validated", "wine"))
     write_jsonl([ValidationReport(id="v2", task_id="diabetes", passed=False)], run.unit_path("05_validated", "diabetes"))
     run_rollouts(cfg, progress=False)
     assert [t.id for t in Run("r", tmp_path).read("06_rollouts", Trajectory)] == ["wine-s0"]
+    from synthsci.rollouts import RolloutOptions, rollout_tasks
+    assert [t.baseline_scores for t in rollout_tasks(run, RolloutOptions())] == [wine.baseline_scores] != [[]]   # read back from the YAML
 
 
 def test_crashing_workers_and_garbage_policies_end_their_trajectory_and_the_run_goes_on(tmp_path):

@@ -103,7 +103,8 @@ def make_suite_task(dataset_id: str, metric: str, out_dir, seed: int = 0, max_ro
     if e is None: raise SynthsciError(f"eval suite dataset {dataset_id!r} is not in the catalog: use ids such as {', '.join(EVAL_SUITE_DATASETS)}")
     if metric not in BASELINES: raise SynthsciError(f"eval suite metric {metric!r}: use one of {', '.join(BASELINES)}")
     key = stable_hash([SUITE_VERSION, dataset_id, metric, seed, max_rows])
-    out = Path(out_dir) / f"eval_{_ident(e.name).lower()}"
+    out_dir = Path(out_dir).resolve()     # the baseline and evaluator run in the task folder: relative paths would break
+    out = out_dir / f"eval_{_ident(e.name).lower()}"
     if (out / "task.yaml").exists() and yaml.safe_load((out / "task.yaml").read_text()).get("suite_key") == key: return load_task(out)
     target = _ident(e.target)
     df = table_of(e)

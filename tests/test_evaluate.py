@@ -125,3 +125,10 @@ def test_one_real_smollm2_evaluation_step(tmp_path):
     stats = traj["info"]["model_stats"]
     assert traj["info"]["provenance"]["model"].startswith("local:") and stats["api_calls"] >= 1 and stats["tokens_received"] > 0
     assert r.runs == 1 and r.exit_statuses[0].split(" (")[0] in ("submitted", "autosubmission", "submission_not_found", "evaluation_format_error")
+
+
+def test_suite_builds_from_a_relative_folder(tmp_path, monkeypatch):
+    from synthsci.evaluate import make_eval_suite
+    monkeypatch.chdir(tmp_path)
+    (t,) = make_eval_suite("data/runs/r/10_eval/suite", {"sklearn/breast_cancer": "accuracy"}, max_rows=200)
+    assert Path(t.path).is_absolute() and 0.8 < t.baseline_scores[0]["accuracy"] <= 1

@@ -141,10 +141,19 @@ def run_in_process(unit: RolloutUnit) -> Trajectory:
     p = _context().Process(target=_child, args=(unit,), daemon=True)
     p.start(); p.join(unit.options.wall_time_s + 600)
     if p.is_alive(): p.kill(); p.join(); return ended_early(unit, "worker_timeout")
-    if p.exitcode != 0: return ended_early(unit, f"worker_crashed (exit code {p.exitcode})")
-    t = from_mlgym(json.loads((unit.traj_dir / f"{unit.id}.traj").read_text()), unit.id)
-    t.parent_id = unit.task.id
+    t = _finished(unit)
+    if t is None: return ended_early(unit, f"worker_crashed (exit code {p.exitcode})")
+    if p.exitcode != 0:   # the trajectory had ended and was saved; the worker died while tearing down: keep it, and say so
+        t.provenance["worker_exit_code"] = p.exitcode
+        save_trajectory(t, unit.traj_dir, unit.task)
     return t
+
+def _finished(unit: RolloutUnit) -> Optional[Trajectory]:
+    "The saved trajectory of `unit` if the agent loop ended it (it has an exit status), else None."
+    try: t = from_mlgym(json.loads((unit.traj_dir / f"{unit.id}.traj").read_text()), unit.id)
+    except (OSError, json.JSONDecodeError): return None
+    t.parent_id = unit.task.id
+    return t if t.exit_status else None
 
 # %% ../nbs/20_rollouts.ipynb
 def ray_runner(opts: RolloutOptions, **init):

@@ -449,7 +449,8 @@ def run_stage(run: Run, stage: str, units: Iterable[tuple[str, Any]], fn: Callab
     units = list(units)
     ids = [u for u, _ in units]
     if len(set(ids)) != len(ids): raise ValueError(f"stage {stage}: unit ids are not unique")
-    done = run.done_units(stage) & set(ids)
+    done = run.done_units(stage) & set(ids)   # one listing of the folder; afterwards finished units are counted as they land
+    finished = set(done)
     todo = [(u, x) for u, x in units if u not in done]
     ledger = ledger or Ledger()
     before = dict(run.manifest.get("stages", {}).get(stage, {}))
@@ -460,7 +461,7 @@ def run_stage(run: Run, stage: str, units: Iterable[tuple[str, Any]], fn: Callab
 
     def record(**extra):
         spent = ledger.stage_totals(stage)
-        run.update_stage(stage, units_total=len(ids), units_done=len(run.done_units(stage) & set(ids)),
+        run.update_stage(stage, units_total=len(ids), units_done=len(finished),
                          wall_s=round(prev["wall_s"] + time.time() - t0, 3), errors=errors,
                          **{k: prev[k] + spent[k] - spent0[k] for k in ("calls", "input_tokens", "output_tokens", "cost_usd")}, **extra)
 
@@ -479,7 +480,7 @@ def run_stage(run: Run, stage: str, units: Iterable[tuple[str, Any]], fn: Callab
             futures = [pool.submit(contextvars.copy_context().run, work, unit) for unit in todo]
             for (u, _), fut in zip(todo, futures):
                 try:
-                    fut.result(); errors.pop(u, None)
+                    fut.result(); errors.pop(u, None); finished.add(u)
                 except BudgetExceeded as e:
                     status = f"stopped: {e}"
                     for f in futures: f.cancel()

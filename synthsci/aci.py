@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 from .core import SynthsciError, Task
+from .seal import Score, score_submission
 
 # %% auto 0
 __all__ = ['ACI_COMMANDS', 'INTERACTIVE', 'MESSAGES', 'metric_direction', 'task_yaml', 'load_task', 'prepare_workspace',
@@ -170,6 +171,7 @@ class StepResult:
     score: Optional[dict] = None     # the metrics of a validate or submit
     done: bool = False               # submit ends the run
     exit_status: Optional[str] = None
+    event: Optional[dict] = None     # a refused submission (synthsci.seal): kind, reason, detail, integrity
 
 MESSAGES = {
     "no_output": "Your command ran successfully and did not produce any output.",
@@ -177,6 +179,7 @@ MESSAGES = {
     "interactive": "Interactive operation '{cmd}' is not supported by this environment. Use the ACI commands or a non-interactive command.",
     "not_found": "Submission artefact not found. You have to produce a valid submission artefact as described in the task description to validate your results.",
     "eval_error": "The evaluation script failed on your submission:\n{out}",
+    "rejected": "Your submission was not scored: {r.reason}: {r.detail}",
     "validated": "Your code produced a valid submission artefact at {path}.\nBaseline Score: {baseline}\nEvaluation Score: {score}",
 }
 
@@ -190,7 +193,8 @@ class ACI:
         self.task, self.cfg, self.window = task, task_yaml(task.path), window
         self.workspace = prepare_workspace(task, workspace).resolve()
         self.command_timeout, self.training_timeout = command_timeout, float(training_timeout or task.training_timeout)
-        self.sandbox = get_sandbox(backend, self.workspace, limits=limits, hidden={task.path: "/task"})
+        self.sandbox = get_sandbox(backend, self.workspace, limits=limits)   # scoring makes its own sandbox (synthsci.seal)
+        self.last: Optional[Score] = None   # the latest validate or submit
         self.shell, self.open_file, self.first = None, None, 1
         self.shell = ShellSession(self.sandbox)
 
@@ -266,27 +270,18 @@ ACI.tool, ACI.file_command = tool, file_command
 
 # %% ../nbs/03_aci.ipynb
 def evaluate(self, split: str) -> tuple[Optional[dict], str]:
-    "Score the workspace's submission on `split` ('validation' or 'test'): `(metrics or None, message)`."
-    kind, cfg = self.task.task_entrypoint, self.cfg
-    ev = (cfg.get("evaluation_paths") or ["evaluate.py"])[0]
-    args = ["python3", f"/task/{ev}"]
-    sub = self.workspace / "submission.csv"
-    if kind == "CSVSubmissionTasks":
-        if not sub.is_file(): return None, MESSAGES["not_found"]
-        args += ["--submission_file", str(sub)]
-    elif kind == "ModelSubmissionTasks":
-        ymls = sorted(self.workspace.glob("*.yaml"))
-        if not ymls: return None, MESSAGES["not_found"]
-        sub = ymls[0]; args += ["--config_fname", str(sub)]
-    secret = (cfg.get("secret_files") or ["hidden"])[0]
-    r = self.sandbox.run(args, evaluator=True, cwd=str(self.workspace), timeout=self.training_timeout,
-                         env={"SYNTHSCI_SPLIT": split, "SYNTHSCI_HIDDEN": f"/task/{secret}"})
-    for line in reversed(r.output.strip().splitlines()):
-        try: d = json.loads(line)
-        except json.JSONDecodeError: continue
-        if isinstance(d, dict) and d and all(isinstance(v, (int, float)) for v in d.values()):
-            if r.ok: return d, MESSAGES["validated"].format(path=sub, baseline=(self.task.baseline_scores or [{}])[0], score=d)
-    return None, MESSAGES["eval_error"].format(out=r.output.strip()[-2000:])
+    "Score the workspace's submission on `split` ('validation' or 'test'), sealed: `(metrics or None, message)`; `self.last` keeps the `Score`."
+    s = self.last = score_submission(self.task, self.cfg, self.workspace, split, backend=self.sandbox.name, limits=self.sandbox.limits,
+                                     timeout=self.training_timeout)
+    if s.rejection is not None and s.rejection.reason == "missing": return None, MESSAGES["not_found"]
+    if s.rejection is not None: return None, MESSAGES["rejected"].format(r=s.rejection)
+    if s.metrics is None: return None, MESSAGES["eval_error"].format(out=s.output.strip()[-2000:])
+    return s.metrics, MESSAGES["validated"].format(path=self.workspace / s.artefact, baseline=(self.task.baseline_scores or [{}])[0], score=s.metrics)
+
+def _event(self) -> Optional[dict]:
+    "The event of the latest scoring: a refused submission (not a missing one)."
+    r = self.last.rejection if self.last else None
+    return r.event() if r is not None and r.reason != "missing" else None
 
 def step(self, action: str) -> StepResult:
     "Execute one action."
@@ -294,12 +289,13 @@ def step(self, action: str) -> StepResult:
     except ACIError as e: return StepResult(str(e))
     if name == "validate":
         score, msg = self.evaluate("validation")
-        return StepResult(msg, score)
+        return StepResult(msg, score, event=self._event())
     if name == "submit":
         score, msg = self.evaluate("test")
-        status = "submitted" if score else ("submission_not_found (submit)" if msg == MESSAGES["not_found"] else "evaluation_format_error (submit)")
-        return StepResult(msg, score, done=True, exit_status=status)
+        status = ("submitted" if score else "submission_not_found (submit)" if msg == MESSAGES["not_found"]
+                  else "submission_rejected (submit)" if (self._event() or {}).get("integrity") else "evaluation_format_error (submit)")
+        return StepResult(msg, score, done=True, exit_status=status, event=self._event())
     try: return StepResult(self.bash(text) if name == "bash" else self.file_command(name, args, text))
     except ACIError as e: return StepResult(str(e))
 
-ACI.evaluate, ACI.step = evaluate, step
+ACI.evaluate, ACI._event, ACI.step = evaluate, _event, step

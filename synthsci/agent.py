@@ -175,8 +175,9 @@ def _ask(policy, traj: Trajectory, cfg: AgentConfig) -> tuple[Completion, str, s
             if cfg.format == "tool_calls" and len(c.tool_calls) > 1: extra = [{"role": "user", "content": PROMPTS["format_error"]}]
     raise ExitRun("exit_format")
 
-def _record(traj: Trajectory, c: Completion, thought: str, action: str, obs: str, score, state: dict, dt: float, cfg: AgentConfig):
-    traj.steps.append(Step(thought=thought, action=action, observation=obs, response=c.text, state=state, execution_time=round(dt, 3), score=score))
+def _record(traj: Trajectory, c: Completion, thought: str, action: str, obs: str, score, state: dict, dt: float, cfg: AgentConfig, event=None):
+    traj.steps.append(Step(thought=thought, action=action, observation=obs, response=c.text, state=state, execution_time=round(dt, 3), score=score,
+                           events=[event] if event else []))
     if cfg.format == "tool_calls":
         traj.messages += [c.message(), {"role": "tool", "tool_call_id": c.tool_calls[0].id, "content": obs}]
     else:
@@ -209,7 +210,7 @@ def run_agent(task: Task, policy, workspace, cfg: Optional[AgentConfig] = None, 
             try: r = aci.step(action)
             except Exception as e: traj.model_stats["environment_error"] = f"{type(e).__name__}: {e}"[:300]; raise ExitRun("exit_environment_error")
             obs = PROMPTS["next_step"].format(observation=r.observation, step=n, remaining=cfg.max_steps - n, **aci.state())
-            _record(traj, c, thought, action, obs, r.score, aci.state(), time.monotonic() - t, cfg)
+            _record(traj, c, thought, action, obs, r.score, aci.state(), time.monotonic() - t, cfg, r.event)
             if r.done: traj.exit_status = r.exit_status; break
             save_trajectory(traj, save_dir, task)
         else: raise ExitRun("max_steps")
@@ -228,13 +229,15 @@ def _autosubmit(aci, traj: Trajectory, reason: str):
         try: score, _ = aci.evaluate("test")
         except Exception as e: traj.model_stats["environment_error"] = f"{type(e).__name__}: {e}"[:300]
     if score: traj.score.append(score)
-    traj.exit_status = f"autosubmission ({reason})" if score else f"submission_not_found ({reason})"
+    event = aci._event() if aci is not None else None
+    if event and traj.steps: traj.steps[-1].events.append({**event, "at": "autosubmission"})
+    traj.exit_status = (f"autosubmission ({reason})" if score else f"submission_rejected ({reason})" if event and event["integrity"] else f"submission_not_found ({reason})")
 
 # %% ../nbs/04_agent.ipynb
 def to_mlgym(traj: Trajectory, task: Optional[Task] = None) -> dict:
     "A trajectory as MLGym's `.traj` JSON."
     steps = [{"state": json.dumps(s.state), "response": s.response, "thought": s.thought, "action": s.action,
-              "observation": s.observation, "execution_time": s.execution_time, "score": s.score} for s in traj.steps]
+              "observation": s.observation, "execution_time": s.execution_time, "score": s.score, "events": s.events} for s in traj.steps]
     return {"environment": "synthsci", "trajectory": steps, "history": traj.messages,
             "info": {"model_stats": traj.model_stats, "exit_status": traj.exit_status, "submission": "submission.csv" if traj.score else None,
                      "score": traj.score, "baseline": (task.baseline_scores or [{}])[0] if task else {}, "provenance": traj.provenance,
@@ -244,7 +247,8 @@ def from_mlgym(d: dict, traj_id: str = "") -> Trajectory:
     "A `.traj` JSON (ours or MLGym's) as a `Trajectory`."
     info = d.get("info", {})
     steps = [Step(thought=s.get("thought", ""), action=s.get("action", ""), observation=s.get("observation", ""), response=s.get("response", ""),
-                  state=json.loads(s["state"]) if isinstance(s.get("state"), str) else (s.get("state") or {}), execution_time=s.get("execution_time", 0.0), score=s.get("score"))
+                  state=json.loads(s["state"]) if isinstance(s.get("state"), str) else (s.get("state") or {}), execution_time=s.get("execution_time", 0.0), score=s.get("score"),
+                  events=s.get("events") or [])
              for s in d.get("trajectory", [])]
     return Trajectory(id=info.get("id") or traj_id, task_id=info.get("task_id", ""), steps=steps, messages=d.get("history", []),
                       exit_status=info.get("exit_status", ""), score=info.get("score", []), model_stats=info.get("model_stats", {}),

@@ -177,6 +177,7 @@ class Step:
     state: dict = field(default_factory=dict)   # {'open_file': ..., 'working_dir': ...}
     execution_time: float = 0.0
     score: Optional[dict] = None    # the metrics, when this step validated or submitted
+    events: list[dict] = field(default_factory=list)   # e.g. a refused submission: {'kind', 'reason', 'detail', 'integrity'}
 
     @classmethod
     def from_dict(cls, d): return cls(**d)

@@ -16,8 +16,9 @@ from .llm import SMOLLM2, resolve_local_model
 # %% auto 0
 __all__ = ['TOOL_PROMPT', 'DEFAULT_SYSTEM', 'CHAT_TEMPLATE', 'ROLES', 'Filter', 'FAILURE', 'training_chat_template',
            'resolve_student', 'student_tokenizer', 'sft_messages', 'sft_tools', 'render', 'count_tokens',
-           'truncate_messages', 'successful', 'apply_filters', 'best_score', 'improves', 'not_degenerate', 'unique',
-           'FilterOptions', 'make_filters', 'student_base', 'read_trajectories', 'read_funnel', 'run_filter']
+           'truncate_messages', 'successful', 'integrity_events', 'clean', 'apply_filters', 'best_score', 'improves',
+           'not_degenerate', 'unique', 'FilterOptions', 'make_filters', 'student_base', 'read_trajectories',
+           'read_funnel', 'run_filter']
 
 # %% ../nbs/21_filter.ipynb
 TOOL_PROMPT = 'You can call these tools. To call one, write <tool_call>{"name": ..., "arguments": {...}}</tool_call>.\n'
@@ -132,8 +133,16 @@ Filter = tuple[str, Callable[[Trajectory], bool]]
 def _finite(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 def successful(traj: Trajectory) -> bool:
-    "At least one successful submission: a score entry with a finite value (the paper's rule)."
-    return any(_finite(v) for s in traj.score for v in (s or {}).values())
+    "At least one successful submission: a score entry whose values are all finite numbers (the paper's rule; a NaN priority metric beside a finite one is no success)."
+    return any(s and all(_finite(v) for v in s.values()) for s in traj.score)
+
+def integrity_events(traj: Trajectory) -> list[dict]:
+    "The run's integrity events: submissions refused as attacks (links, special files, duplicated ids, ...; see synthsci.seal)."
+    return [e for s in traj.steps for e in s.events or [] if e.get("integrity")]
+
+def clean(traj: Trajectory) -> bool:
+    "A predicate: the run has no integrity event (a trajectory that tried to forge its score must never teach the student)."
+    return not integrity_events(traj)
 
 def apply_filters(trajs: list[Trajectory], filters: list[Filter]) -> tuple[list[Trajectory], list[dict]]:
     "Apply `filters` in order; return what is kept and the funnel (how many each step kept and dropped)."
@@ -197,7 +206,7 @@ class FilterOptions:
 
 def make_filters(opts: FilterOptions, tasks: dict[str, Task] | None = None, tok=None) -> list[Filter]:
     "The filters `opts` asks for, in funnel order."
-    fs = [("success", successful)] if opts.require_success else []
+    fs = [("integrity", clean)] + ([("success", successful)] if opts.require_success else [])
     if opts.min_improvement is not None: fs.append(("improvement", improves(tasks or {}, opts.min_improvement)))
     fs.append(("degenerate", not_degenerate(opts.max_repeats, opts.max_empty_thoughts)))
     if opts.dedupe: fs.append(("duplicate", unique()))

@@ -123,13 +123,13 @@ def skip_reason(task: MLGymTask, gpu: Optional[bool] = None) -> Optional[str]:
     return None
 
 # %% ../nbs/40_mlgym.ipynb
-EVALUATE_WRAPPER = '''"""Run this MLGym task's evaluator as MLGym does (entrypoint {entrypoint}), from the read-only task folder."""
+EVALUATE_WRAPPER = '''"""Run this MLGym task's evaluator as MLGym does (entrypoint {entrypoint}), from the pristine task folder.
+synthsci.seal puts this folder first on sys.path (so the opponent and helper modules are the task's own) and runs the
+submitted module (e.g. strategy.py) in a process of its own."""
 import os, runpy, subprocess, sys
 EVALUATOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), {evaluator!r})
 if {entrypoint!r} == "LMSubmissionTasks":
     sys.exit(subprocess.run(["torchrun", "--standalone", "--nproc_per_node=1", EVALUATOR, *sys.argv[1:]]).returncode)
-sys.path[0] = os.getcwd()          # the agent's workspace first: Python tasks import its strategy.py
-sys.path.insert(1, os.path.dirname(EVALUATOR))
 sys.argv = [EVALUATOR, *sys.argv[1:]]
 runpy.run_path(EVALUATOR, run_name="__main__")
 '''

@@ -12,6 +12,7 @@ from .core import (Record, RunConfig, SynthsciError, Task, ValidationReport, ato
                            run_stage, stable_hash, stage_dir_name, stage_options, write_jsonl)
 from .aci import ACI, load_task, prepare_workspace, task_yaml
 from .sandbox import SandboxLimits, get_sandbox
+from .seal import Rejection, Score, evaluate_snapshot, snapshot
 from .proposals import read_rejections
 from .grounding import grounding_funnel
 from .templates import files_answer
@@ -19,8 +20,8 @@ from .taskgen import PROMPTS as TASK_PROMPTS, TaskgenOptions, ask_code, task_mes
 
 # %% auto 0
 __all__ = ['CHECKS', 'PROMPTS', 'FUNNEL_STAGES', 'ValidateOptions', 'reads_hidden', 'label_leaks', 'Failure', 'run_baseline',
-           'metrics_of', 'run_evaluator', 'check_task', 'Attempt', 'write_baseline_scores', 'validate_task',
-           'read_attempts', 'task_funnel', 'funnel_table', 'run_validate']
+           'run_evaluator', 'check_task', 'Attempt', 'write_baseline_scores', 'validate_task', 'read_attempts',
+           'task_funnel', 'funnel_table', 'run_validate']
 
 # %% ../nbs/15_validate.ipynb
 @dataclass
@@ -100,40 +101,41 @@ def _raise_for(r, what: str, timeout: float):
     if r.killed_by: raise Failure("resource_limit", f"{what} hit the {r.killed_by} limit", _tail(r.output))
     if r.exit_code: raise Failure(f"{what}_crash", f"{what} exited with status {r.exit_code}: {(r.output.strip().splitlines() or [''])[-1][:200]}", _tail(r.output))
 
-def run_baseline(task: Task, cfg: dict, ws: Path, opts: ValidateOptions) -> float:
-    "Run the baseline in the workspace; its wall time. Raises `Failure`."
+def run_baseline(task: Task, cfg: dict, ws: Path, opts: ValidateOptions, snap: Path) -> float:
+    "Run the baseline in the workspace and snapshot its submission into `snap`; its wall time. Raises `Failure`."
     timeout = float(min(task.training_timeout, opts.timeout_s or task.training_timeout))
     sb = get_sandbox(opts.backend, ws, limits=_limits(opts, timeout))
     (ws / "submission.csv").unlink(missing_ok=True)
     r = sb.run(["python3", (cfg.get("baseline_paths") or ["baseline.py"])[0]], timeout=timeout,
                env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     _raise_for(r, "baseline", timeout)
-    if not (ws / "submission.csv").is_file(): raise Failure("no_submission", "the baseline ran but wrote no submission.csv", _tail(r.output))
+    try: snapshot(ws, ["submission.csv"], snap)   # by descriptor, never following a link the task code made
+    except Rejection as e:
+        if e.reason == "missing": raise Failure("no_submission", "the baseline ran but wrote no submission.csv", _tail(r.output))
+        raise Failure("bad_submission", f"the baseline's {e}", _tail(r.output))
     return r.duration_s
 
-def metrics_of(output: str) -> Optional[dict]:
-    "The last line of `output` that is a JSON dict of numbers (how `synthsci.aci` reads an evaluator)."
-    for line in reversed(output.strip().splitlines()):
-        try: d = json.loads(line)
-        except json.JSONDecodeError: continue
-        if isinstance(d, dict) and d and all(isinstance(v, (int, float)) for v in d.values()): return d
-    return None
+def _raise_for_score(s: Score, timeout: float):
+    if s.killed_by == "timeout": raise Failure("evaluator_timeout", f"evaluator ran past its {timeout:g} s limit", _tail(s.output))
+    if s.killed_by == "output": raise Failure("output_flood", "evaluator printed more than the output limit and was killed", s.output[:500])
+    if s.killed_by: raise Failure("resource_limit", f"evaluator hit the {s.killed_by} limit", _tail(s.output))
+    if s.exit_code is None: raise Failure("evaluator_crash", "evaluator ended without reporting (it was killed or its process crashed)", _tail(s.output))
+    if s.exit_code: raise Failure("evaluator_crash", f"evaluator exited with status {s.exit_code}: {(s.output.strip().splitlines() or [''])[-1][:200]}", _tail(s.output))
 
-def run_evaluator(task: Task, cfg: dict, ws: Path, submission: str, split: str, opts: ValidateOptions) -> float:
-    "Score `submission` (a file in the workspace) on `split`, with only that split's labels mounted; the declared metric's value."
+def run_evaluator(task: Task, cfg: dict, snap: Path, submission: str, split: str, opts: ValidateOptions) -> float:
+    "Score `submission` (a file of the snapshot `snap`, or of the task's pristine starter files) on `split`, sealed, with only that split's labels mounted; the declared metric's value."
     secret = (cfg.get("secret_files") or ["hidden"])[0]
     with tempfile.TemporaryDirectory() as only:
         src = Path(task.path) / secret / f"{split}.csv"
         if not src.is_file(): raise Failure("bad_task", f"the task has no {secret}/{split}.csv")
         shutil.copy(src, Path(only) / src.name); os.chmod(only, 0o755); os.chmod(Path(only) / src.name, 0o644)
-        sb = get_sandbox(opts.backend, ws, limits=_limits(opts, opts.eval_timeout_s), hidden={task.path: "/task", only: f"/task/{secret}"})
-        r = sb.run(["python3", f"/task/{(cfg.get('evaluation_paths') or ['evaluate.py'])[0]}", "--submission_file", str(ws / submission)],
-                   evaluator=True, cwd=str(ws), timeout=opts.eval_timeout_s, env={"SYNTHSCI_SPLIT": split, "SYNTHSCI_HIDDEN": f"/task/{secret}"})
-    _raise_for(r, "evaluator", opts.eval_timeout_s)
-    m = metrics_of(r.output)
-    if m is None: raise Failure("no_metrics", f"the evaluator printed no JSON dict of metrics on the {split} split", _tail(r.output))
-    if task.metric not in m: raise Failure("metric_missing", f"the evaluator printed {sorted(m)}, not the declared metric {task.metric!r}", _tail(r.output))
-    if not math.isfinite(m[task.metric]): raise Failure("bad_score", f"the {task.metric} is {m[task.metric]}", _tail(r.output))
+        s = evaluate_snapshot(task, cfg, snap, split, backend=opts.backend, limits=_limits(opts, opts.eval_timeout_s), timeout=opts.eval_timeout_s,
+                              hidden={only: f"/task/{secret}"}, submission=submission)
+    _raise_for_score(s, opts.eval_timeout_s)
+    if s.rejection is not None: raise Failure("bad_score", s.rejection.detail, _tail(s.output))
+    m = s.metrics
+    if m is None: raise Failure("no_metrics", f"the evaluator printed no JSON dict of metrics on the {split} split", _tail(s.output))
+    if task.metric not in m: raise Failure("metric_missing", f"the evaluator printed {sorted(m)}, not the declared metric {task.metric!r}", _tail(s.output))
     return float(m[task.metric])
 
 # %% ../nbs/15_validate.ipynb
@@ -163,22 +165,24 @@ def _checks(task, cfg, path, d: Path, opts, checks) -> dict:
     if leaks := label_leaks(ws, Path(path) / (cfg.get("secret_files") or ["hidden"])[0]):
         raise Failure("test_labels_in_workspace", "; ".join(leaks))
     checks["workspace_clean"] = True
-    seconds = run_baseline(task, cfg, ws, opts); checks["baseline_runs"] = True
-    val = run_evaluator(task, cfg, ws, "submission.csv", "validation", opts); checks["evaluator_runs"] = True
-    again = run_evaluator(task, cfg, ws, "submission.csv", "validation", opts)
+    snap, empty = Path(d) / "snapshot", Path(d) / "empty"
+    snap.mkdir(); empty.mkdir()
+    seconds = run_baseline(task, cfg, ws, opts, snap); checks["baseline_runs"] = True
+    val = run_evaluator(task, cfg, snap, "submission.csv", "validation", opts); checks["evaluator_runs"] = True
+    again = run_evaluator(task, cfg, snap, "submission.csv", "validation", opts)
     if again != val: raise Failure("nondeterministic_evaluator", "two evaluations of the same submission gave different scores", scores=dict(first=val, second=again))
     checks["deterministic"] = True
-    test = run_evaluator(task, cfg, ws, "submission.csv", "test", opts); checks["test_split"] = True
-    sample = cfg.get("sample_submission") or "sample_submission.csv"
-    if not (ws / sample).is_file(): raise Failure("bad_task", f"no {sample} (the constant submission) in the workspace")
-    const = run_evaluator(task, cfg, ws, sample, "validation", opts)
+    test = run_evaluator(task, cfg, snap, "submission.csv", "test", opts); checks["test_split"] = True
+    sample = Path(cfg.get("sample_submission") or "sample_submission.csv").name
+    if not (Path(path) / sample).is_file(): raise Failure("bad_task", f"no {sample} (the constant submission) in the task")
+    const = run_evaluator(task, cfg, empty, sample, "validation", opts)   # the pristine sample, staged with the starter files
     if not _better(val, const, task.direction):
         raise Failure("no_signal", f"a constant prediction scores {task.metric} {const:g}, the baseline {val:g} ({'higher' if task.direction == 'max' else 'lower'} is better)")
     checks["signal"] = True
     if opts.agent_check:
         aci = ACI(task, Path(d) / "agent", backend=opts.backend, limits=_limits(opts, opts.eval_timeout_s), training_timeout=opts.eval_timeout_s)
         try:
-            shutil.copy(ws / "submission.csv", aci.workspace / "submission.csv")
+            shutil.copy(snap / "submission.csv", aci.workspace / "submission.csv")   # the host's own copy
             got, msg = aci.evaluate("validation")
         finally: aci.close()
         if not got or got.get(task.metric) != val: raise Failure("agent_path", f"the agent's validate scored {got} instead of {val}", _tail(msg))

@@ -5,7 +5,7 @@
 # %% ../nbs/03_aci.ipynb 3
 from __future__ import annotations
 import base64, json, re, shlex, shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 from .core import SynthsciError, Task
@@ -14,7 +14,7 @@ from .seal import Score, score_submission
 # %% auto 0
 __all__ = ['ACI_COMMANDS', 'INTERACTIVE', 'MESSAGES', 'metric_direction', 'task_yaml', 'load_task', 'prepare_workspace',
            'ACIError', 'parse_action', 'StepResult', 'ACI', 'timeout_for', 'bash', 'tool', 'file_command', 'evaluate',
-           'step']
+           'step', 'rejected_as_attack']
 
 # %% ../nbs/03_aci.ipynb
 _LOWER = re.compile(r"(loss|error|rmse|mse|mae|mape|time|perplexity|wer|cer)", re.I)
@@ -171,7 +171,7 @@ class StepResult:
     score: Optional[dict] = None     # the metrics of a validate or submit
     done: bool = False               # submit ends the run
     exit_status: Optional[str] = None
-    event: Optional[dict] = None     # a refused submission (synthsci.seal): kind, reason, detail, integrity
+    events: list = field(default_factory=list)   # a refused submission or a blocked attempt (synthsci.seal): kind, reason, detail, integrity
 
 MESSAGES = {
     "no_output": "Your command ran successfully and did not produce any output.",
@@ -278,10 +278,9 @@ def evaluate(self, split: str) -> tuple[Optional[dict], str]:
     if s.metrics is None: return None, MESSAGES["eval_error"].format(out=s.output.strip()[-2000:])
     return s.metrics, MESSAGES["validated"].format(path=self.workspace / s.artefact, baseline=(self.task.baseline_scores or [{}])[0], score=s.metrics)
 
-def _event(self) -> Optional[dict]:
-    "The event of the latest scoring: a refused submission (not a missing one)."
-    r = self.last.rejection if self.last else None
-    return r.event() if r is not None and r.reason != "missing" else None
+def _events(self) -> list[dict]:
+    "The events of the latest scoring: a refused submission (not a missing one), attempts blocked by the sealing."
+    return self.last.events if self.last else []
 
 def step(self, action: str) -> StepResult:
     "Execute one action."
@@ -289,13 +288,17 @@ def step(self, action: str) -> StepResult:
     except ACIError as e: return StepResult(str(e))
     if name == "validate":
         score, msg = self.evaluate("validation")
-        return StepResult(msg, score, event=self._event())
+        return StepResult(msg, score, events=self._events())
     if name == "submit":
         score, msg = self.evaluate("test")
         status = ("submitted" if score else "submission_not_found (submit)" if msg == MESSAGES["not_found"]
-                  else "submission_rejected (submit)" if (self._event() or {}).get("integrity") else "evaluation_format_error (submit)")
-        return StepResult(msg, score, done=True, exit_status=status, event=self._event())
+                  else "submission_rejected (submit)" if rejected_as_attack(self.last) else "evaluation_format_error (submit)")
+        return StepResult(msg, score, done=True, exit_status=status, events=self._events())
     try: return StepResult(self.bash(text) if name == "bash" else self.file_command(name, args, text))
     except ACIError as e: return StepResult(str(e))
 
-ACI.evaluate, ACI._event, ACI.step = evaluate, _event, step
+def rejected_as_attack(s: Optional[Score]) -> bool:
+    "Was this scoring refused as an attack (an integrity rejection)?"
+    return bool(s and s.rejection is not None and s.rejection.integrity)
+
+ACI.evaluate, ACI._events, ACI.step = evaluate, _events, step

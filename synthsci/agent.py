@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
 from .core import SynthsciError, Step, Task, Trajectory, atomic_write, stable_hash
 from .llm import Completion, ToolCall, price
-from .aci import ACI, ACI_COMMANDS
+from .aci import ACI, ACI_COMMANDS, rejected_as_attack
 
 # %% auto 0
 __all__ = ['PROMPTS', 'TOOLS', 'prompt_hash', 'FormatError', 'parse_response', 'tool_action', 'Policy', 'LLMPolicy',
@@ -175,9 +175,9 @@ def _ask(policy, traj: Trajectory, cfg: AgentConfig) -> tuple[Completion, str, s
             if cfg.format == "tool_calls" and len(c.tool_calls) > 1: extra = [{"role": "user", "content": PROMPTS["format_error"]}]
     raise ExitRun("exit_format")
 
-def _record(traj: Trajectory, c: Completion, thought: str, action: str, obs: str, score, state: dict, dt: float, cfg: AgentConfig, event=None):
+def _record(traj: Trajectory, c: Completion, thought: str, action: str, obs: str, score, state: dict, dt: float, cfg: AgentConfig, events=()):
     traj.steps.append(Step(thought=thought, action=action, observation=obs, response=c.text, state=state, execution_time=round(dt, 3), score=score,
-                           events=[event] if event else []))
+                           events=list(events)))
     if cfg.format == "tool_calls":
         traj.messages += [c.message(), {"role": "tool", "tool_call_id": c.tool_calls[0].id, "content": obs}]
     else:
@@ -210,7 +210,7 @@ def run_agent(task: Task, policy, workspace, cfg: Optional[AgentConfig] = None, 
             try: r = aci.step(action)
             except Exception as e: traj.model_stats["environment_error"] = f"{type(e).__name__}: {e}"[:300]; raise ExitRun("exit_environment_error")
             obs = PROMPTS["next_step"].format(observation=r.observation, step=n, remaining=cfg.max_steps - n, **aci.state())
-            _record(traj, c, thought, action, obs, r.score, aci.state(), time.monotonic() - t, cfg, r.event)
+            _record(traj, c, thought, action, obs, r.score, aci.state(), time.monotonic() - t, cfg, r.events)
             if r.done: traj.exit_status = r.exit_status; break
             save_trajectory(traj, save_dir, task)
         else: raise ExitRun("max_steps")
@@ -229,9 +229,10 @@ def _autosubmit(aci, traj: Trajectory, reason: str):
         try: score, _ = aci.evaluate("test")
         except Exception as e: traj.model_stats["environment_error"] = f"{type(e).__name__}: {e}"[:300]
     if score: traj.score.append(score)
-    event = aci._event() if aci is not None else None
-    if event and traj.steps: traj.steps[-1].events.append({**event, "at": "autosubmission"})
-    traj.exit_status = (f"autosubmission ({reason})" if score else f"submission_rejected ({reason})" if event and event["integrity"] else f"submission_not_found ({reason})")
+    events = aci._events() if aci is not None else []
+    if traj.steps: traj.steps[-1].events += [{**e, "at": "autosubmission"} for e in events]
+    rejected = aci is not None and rejected_as_attack(aci.last)
+    traj.exit_status = (f"autosubmission ({reason})" if score else f"submission_rejected ({reason})" if rejected else f"submission_not_found ({reason})")
 
 # %% ../nbs/04_agent.ipynb
 def to_mlgym(traj: Trajectory, task: Optional[Task] = None) -> dict:

@@ -16,7 +16,7 @@ from .llm import SMOLLM2, resolve_local_model
 # %% auto 0
 __all__ = ['TOOL_PROMPT', 'DEFAULT_SYSTEM', 'CHAT_TEMPLATE', 'ROLES', 'Filter', 'FAILURE', 'training_chat_template',
            'resolve_student', 'student_tokenizer', 'sft_messages', 'sft_tools', 'render', 'count_tokens',
-           'truncate_messages', 'successful', 'integrity_events', 'clean', 'apply_filters', 'best_score', 'improves',
+           'truncate_messages', 'integrity_events', 'successful', 'clean', 'apply_filters', 'best_score', 'improves',
            'not_degenerate', 'unique', 'FilterOptions', 'make_filters', 'student_base', 'read_trajectories',
            'read_funnel', 'run_filter']
 
@@ -132,13 +132,13 @@ Filter = tuple[str, Callable[[Trajectory], bool]]
 
 def _finite(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-def successful(traj: Trajectory) -> bool:
-    "At least one successful submission: a score entry whose values are all finite numbers (the paper's rule; a NaN priority metric beside a finite one is no success)."
-    return any(s and all(_finite(v) for v in s.values()) for s in traj.score)
-
 def integrity_events(traj: Trajectory) -> list[dict]:
-    "The run's integrity events: submissions refused as attacks (links, special files, duplicated ids, ...; see synthsci.seal)."
+    "The run's integrity events: submissions refused as attacks (links, special files, duplicated ids, ...) and attempts the sealing blocked (synthsci.seal)."
     return [e for s in traj.steps for e in s.events or [] if e.get("integrity")]
+
+def successful(traj: Trajectory) -> bool:
+    "At least one successful submission (a score entry whose values are all finite numbers: the paper's rule; a NaN priority metric beside a finite one is no success), and no integrity event."
+    return any(s and all(_finite(v) for v in s.values()) for s in traj.score) and not integrity_events(traj)
 
 def clean(traj: Trajectory) -> bool:
     "A predicate: the run has no integrity event (a trajectory that tried to forge its score must never teach the student)."

@@ -163,7 +163,7 @@ def build_task(task: MLGymTask, dest) -> Task:
     d = dict(id=task.id, name=task.cfg["name"], description=str(task.cfg["description"]).replace("{dataset_docs}", dataset_docs(task)),
              task_entrypoint=task.entrypoint, training_timeout=int(task.cfg.get("training_timeout", 1800)), starter_code=starter,
              baseline_paths=task.cfg.get("baseline_paths") or [], baseline_scores=task.cfg["baseline_scores"][:1],
-             evaluation_paths=["_mlgym_evaluate.py"], evaluation_read_only=bool(task.cfg.get("evaluation_read_only", True)),
+             evaluation_paths=["_mlgym_evaluate.py", ev],   # the first runs; the task's own evaluator is watched for edits too evaluation_read_only=bool(task.cfg.get("evaluation_read_only", True)),
              secret_files=[], metric=metric, direction=metric_direction(metric),
              dataset_id=";".join(str(x["data_path"]) for x in task.datasets), mlgym=dict(root=str(task.root), yaml=str(task.yaml_path)))
     import yaml

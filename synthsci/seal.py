@@ -4,18 +4,20 @@
 
 # %% ../nbs/02b_seal.ipynb 3
 from __future__ import annotations
-import csv, io, json, math, os, secrets, shutil, stat, tempfile, time
-from dataclasses import dataclass
+import csv, functools, io, json, math, os, secrets, shutil, stat, sys, tempfile, time
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Optional
 from .core import SynthsciError, Task
 
 # %% auto 0
 __all__ = ['INTEGRITY', 'MAX_SUBMISSION_BYTES', 'SCRATCH_SHOWN', 'MAX_SUBMISSION_FILES', 'AGENT', 'BOOT', 'Rejection', 'snapshot',
-           'check_csv', 'artefacts', 'sealed_kind', 'Score', 'evaluate_snapshot', 'score_submission']
+           'check_csv', 'artefacts', 'sealed_kind', 'note', 'installed_modules', 'workspace_notes', 'Score',
+           'evaluate_snapshot', 'score_submission']
 
 # %% ../nbs/02b_seal.ipynb
-INTEGRITY = frozenset({"symlink", "hardlink", "special_file", "directory", "too_large", "bad_path", "swapped", "duplicate_ids"})
+INTEGRITY = frozenset({"symlink", "hardlink", "special_file", "directory", "too_large", "bad_path", "swapped", "duplicate_ids",
+                       "forged_output", "shadow_module", "task_file_modified"})
 
 @dataclass
 class Rejection(Exception):
@@ -65,6 +67,7 @@ def _copy_file(name: str, dir_fd: int, st: os.stat_result, dest: Path, shown: st
         if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
             raise Rejection("swapped", f"{shown} was replaced while it was being read")
         if now.st_nlink > 1: raise Rejection("hardlink", f"{shown} has {now.st_nlink} hard links: submit a file of its own")
+        if now.st_size > budget.bytes: raise Rejection("too_large", f"{shown} makes the submission larger than the {MAX_SUBMISSION_BYTES >> 20} MiB allowed")
         budget.files -= 1
         if budget.files < 0: raise Rejection("too_large", f"the submission has more than {MAX_SUBMISSION_FILES} files")
         chunks, left = [], budget.bytes + 1
@@ -210,15 +213,36 @@ def drain():
 reader = threading.Thread(target=drain, daemon=True); reader.start()
 here = os.getcwd()
 sys.path[:] = [os.path.dirname(spec["evaluator"])] + ([here] if spec["workspace_on_path"] else []) + [p for p in sys.path if p and os.path.isabs(p) and not p.startswith(here)]
-agents = []
+agents, watchers, printed_score = [], [], []
+
+def looks_like_score(line):
+    "A line the submitted code printed that an unsealed harness would have taken as the score."
+    if "@@SYNTHSCI_SCORE" in line: return True
+    try: d = json.loads(line)
+    except ValueError: return False
+    return isinstance(d, dict) and bool(d) and all(isinstance(v, (int, float)) for v in d.values())
+
+def watch(fd):
+    "Forward the submitted module's output to the log, noting any line that poses as a score."
+    rest = b""
+    while True:
+        try: b = os.read(fd, 1 << 16)
+        except OSError: b = b""
+        if not b: break
+        os.write(2, b)
+        rest = (rest + b)[-(1 << 16):]
+        *lines, rest = rest.split(b"\n")
+        if any(looks_like_score(l.decode(errors="replace").strip()) for l in lines): printed_score.append(True)
+    if rest and looks_like_score(rest.decode(errors="replace").strip()): printed_score.append(True)
 
 class Agent:
     "The agent's module in a process of its own."
     def __init__(self, name):
-        r1, w1 = os.pipe(); r2, w2 = os.pipe()
+        r1, w1 = os.pipe(); r2, w2 = os.pipe(); r3, w3 = os.pipe()
         self.name, self.p = name, subprocess.Popen([sys.executable, "-I", "-c", spec["agent"], name, str(r1), str(w2)], stdin=subprocess.DEVNULL,
-                                                   stdout=2, stderr=2, pass_fds=(r1, w2), env=spec["env"], cwd=here)
-        os.close(r1); os.close(w2)
+                                                   stdout=w3, stderr=w3, pass_fds=(r1, w2), env=spec["env"], cwd=here)
+        os.close(r1); os.close(w2); os.close(w3)
+        watchers.append(threading.Thread(target=watch, args=(r3,), daemon=True)); watchers[-1].start()
         self.w, self.r = os.fdopen(w1, "wb"), os.fdopen(r2, "rb")
         agents.append(self)
         for a, k in seeds: self.ask("seed", a, k)
@@ -267,9 +291,12 @@ except SystemExit as e:
     code = e.code if isinstance(e.code, int) else 0 if e.code is None else 1
     if not isinstance(e.code, (int, type(None))): print(e.code, file=sys.stderr)
 except BaseException: traceback.print_exc(); code = 1
-for a in agents:
-    try: a.p.kill()
+for a in agents:   # end of requests: the module's process exits normally (its exit handlers run and its output is watched), else it is killed
+    try: a.w.close(); a.p.wait(2)
     except Exception: pass
+    try: a.p.kill(); a.p.wait(5)
+    except Exception: pass
+for w in watchers: w.join(2)
 try: sys.stdout.flush()
 except Exception: pass
 try: sys.stderr.flush()
@@ -283,7 +310,7 @@ for line in reversed(text.decode(errors="replace").strip().splitlines()):
     try: d = json.loads(line)
     except ValueError: continue
     if isinstance(d, dict) and d and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in d.values()): metrics = d; break
-os.write(channel, ("\n@@SYNTHSCI_SCORE %s %s\n" % (spec["nonce"], json.dumps({"exit": code, "metrics": metrics}))).encode())
+os.write(channel, ("\n@@SYNTHSCI_SCORE %s %s\n" % (spec["nonce"], json.dumps({"exit": code, "metrics": metrics, "printed_score": bool(printed_score)}))).encode())
 os._exit(0)
 '''
 
@@ -310,6 +337,52 @@ def _sample(task: Task, cfg: dict) -> Optional[Path]:
     return None
 
 # %% ../nbs/02b_seal.ipynb
+def note(reason: str, detail: str) -> dict:
+    "An integrity event for an attempt that was blocked without refusing the submission."
+    return {"kind": "blocked_attempt", "reason": reason, "detail": detail, "integrity": True}
+
+@functools.lru_cache(None)
+def installed_modules() -> frozenset:
+    "Top-level module names a workspace file could shadow: the standard library's and the installed distributions'."
+    from importlib.metadata import packages_distributions
+    names = set(sys.stdlib_module_names) | {"sitecustomize", "usercustomize"}
+    try: names |= set(packages_distributions())
+    except Exception: pass
+    return frozenset(names)
+
+def _shadows(workspace, own: set) -> list[str]:
+    "Top-level `X.py` files and `X/__init__.py` packages of the workspace named like an installed module (by descriptor)."
+    out, mods, fd = [], installed_modules(), os.open(Path(workspace), _OPEN_DIR)
+    try:
+        for n in sorted(os.listdir(fd)):
+            if n in own: continue
+            st = _lstat(n, fd)
+            if st is None: continue
+            if n.endswith(".py") and n[:-3] in mods: out.append(n)
+            elif stat.S_ISDIR(st.st_mode) and n in mods:
+                sub = os.open(n, _OPEN_DIR, dir_fd=fd)
+                try:
+                    if _lstat("__init__.py", sub) is not None: out.append(n + "/")
+                finally: os.close(sub)
+    finally: os.close(fd)
+    return out
+
+def workspace_notes(task: Task, cfg: dict, workspace) -> list[dict]:
+    "Integrity events for what the workspace tries that sealing makes harmless."
+    own = {PurePosixPath(str(s)).name for s in cfg.get("starter_code") or []}
+    notes = [note("shadow_module", f"the workspace holds {n}, named like an installed module; the evaluator never imports it") for n in _shadows(workspace, own)]
+    watched = {PurePosixPath(str(p)).name for p in cfg.get("evaluation_paths") or []}
+    if task.task_entrypoint == "PythonSubmissionTasks": watched |= {n for n in own if n.endswith(".py")} - set(artefacts(task, cfg))
+    with tempfile.TemporaryDirectory(prefix="synthsci-notes-") as tmp:
+        for name in sorted(watched):
+            pristine = Path(task.path) / name
+            if not pristine.is_file(): continue
+            try: snapshot(workspace, [name], tmp, max_bytes=16 << 20); same = (Path(tmp) / name).read_bytes() == pristine.read_bytes()
+            except Rejection as e: same = e.reason == "missing"
+            if not same: notes.append(note("task_file_modified", f"{name} differs from the task's own copy; the evaluator uses the task's copy"))
+    return notes
+
+# %% ../nbs/02b_seal.ipynb
 @dataclass
 class Score:
     "The outcome of one sealed evaluation."
@@ -320,10 +393,13 @@ class Score:
     seconds: float = 0.0
     artefact: str = ""                      # the submission's main file (shown to the agent)
     exit_code: Optional[int] = None         # the evaluator's exit status (None: it never reported)
+    notes: list = field(default_factory=list)   # attempts that were blocked without stopping the scoring (see `workspace_notes`)
     killed_by: Optional[str] = None         # the sandbox limit that stopped the evaluator ('timeout', 'output', 'memory', ...)
 
     @property
-    def event(self) -> Optional[dict]: return self.rejection.event() if self.rejection else None
+    def events(self) -> list[dict]:
+        "What the trajectory records: the rejection (a missing submission is no event) and the blocked attempts."
+        return ([self.rejection.event()] if self.rejection is not None and self.rejection.reason != "missing" else []) + self.notes
 
 def _finite_metrics(m) -> bool:
     return isinstance(m, dict) and bool(m) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in m.values())
@@ -361,17 +437,20 @@ def evaluate_snapshot(task: Task, cfg: dict, snap, split: str, *, backend: Optio
 
 def _read_result(r, nonce: str, sealed: bool, seconds: float, shown: str) -> Score:
     "The Score of a sealed run's output: only the line with this run's nonce counts."
-    mark, result, lines = f"@@SYNTHSCI_SCORE {nonce} ", None, []
+    mark, result, lines, forged = f"@@SYNTHSCI_SCORE {nonce} ", None, [], False
     for line in r.output.splitlines():
         if line.startswith(mark):
             try: result = json.loads(line[len(mark):])
             except ValueError: result = None
-        elif not line.startswith("@@SYNTHSCI_SCORE "): lines.append(line)
+        elif "@@SYNTHSCI_SCORE" in line: forged = True
+        else: lines.append(line)
     out = "\n".join(lines).strip()
     if r.timed_out: out += "\n[the evaluator ran past its time limit]"
     elif r.killed_by: out += f"\n[the evaluator was stopped by the {r.killed_by} limit]"
     score = Score(output=out, sealed=sealed, seconds=round(seconds, 3), artefact=shown, killed_by="timeout" if r.timed_out else r.killed_by,
                   exit_code=result.get("exit") if isinstance(result, dict) else None)
+    if forged or (isinstance(result, dict) and result.get("printed_score")):
+        score.notes.append(note("forged_output", "the submitted code printed a line posing as the score; it was ignored (scores come only from the evaluator's sealed channel)"))
     if not isinstance(result, dict) or r.timed_out or r.killed_by or result.get("exit") != 0 or result.get("metrics") is None: return score
     if not _finite_metrics(result["metrics"]):
         score.rejection = Rejection("non_finite_score", f"the evaluator's metrics are not all finite numbers: {result['metrics']}")
@@ -382,10 +461,12 @@ def _read_result(r, nonce: str, sealed: bool, seconds: float, shown: str) -> Sco
 # %% ../nbs/02b_seal.ipynb
 def score_submission(task: Task, cfg: dict, workspace, split: str, **kw) -> Score:
     "Snapshot `task`'s submission from the agent's `workspace`, check it, and score it sealed (`kw` as for `evaluate_snapshot`)."
-    names = artefacts(task, cfg)
+    names, notes = artefacts(task, cfg), workspace_notes(task, cfg, workspace)
     with tempfile.TemporaryDirectory(prefix="synthsci-snap-") as snap:
         try:
             snapshot(workspace, names, snap, folders=not sealed_kind(task))
             if task.task_entrypoint == "CSVSubmissionTasks": check_csv(Path(snap) / names[0], _sample(task, cfg), names[0])
-        except Rejection as e: return Score(rejection=e, sealed=sealed_kind(task), artefact=names[0])
-        return evaluate_snapshot(task, cfg, snap, split, **kw)
+        except Rejection as e: return Score(rejection=e, sealed=sealed_kind(task), artefact=names[0], notes=notes)
+        score = evaluate_snapshot(task, cfg, snap, split, **kw)
+    score.notes[:0] = notes
+    return score

@@ -94,10 +94,10 @@ def test_bad_submission_and_missing_submission(aci):
     assert (r.exit_status, r.score) == ("submission_not_found (submit)", None)
     aci.step("echo 'id,label' > submission.csv")                      # a header and no rows: refused before the evaluator
     r = aci.step("validate")
-    assert r.score is None and "not scored: empty" in r.observation and r.event["reason"] == "empty" and not r.event["integrity"]
+    assert r.score is None and "not scored: empty" in r.observation and r.events[0]["reason"] == "empty" and not r.events[0]["integrity"]
     aci.step("printf 'id,wrong\\n' > submission.csv && tail -n +2 data/test.csv | cut -d, -f1 | sed 's/$/,1/' >> submission.csv")
     r = aci.step("submit")                                             # the evaluator's own refusal (its output shown)
-    assert r.exit_status == "evaluation_format_error (submit)" and r.score is None and r.event["reason"] == "columns", r
+    assert r.exit_status == "evaluation_format_error (submit)" and r.score is None and r.events[0]["reason"] == "columns", r
 
 
 def test_task_folder_errors(tmp_path):

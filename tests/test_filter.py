@@ -30,18 +30,18 @@ def test_funnel_counts_what_each_filter_drops(trajs, tasks, tok):
     for name, keep in filters:  # replay the funnel one filter at a time to know who dropped what
         dropped_by[name] = sorted(t.id for t in left if not keep(t))
         left = [t for t in left if t.id not in dropped_by[name]]
-    assert dropped_by == {"success": ["traj-iris-fail"], "improvement": ["traj-motions-a"], "degenerate": ["traj-diabetes-loop"],
+    assert dropped_by == {"integrity": [], "success": ["traj-iris-fail"], "improvement": ["traj-motions-a"], "degenerate": ["traj-diabetes-loop"],
                           "duplicate": ["traj-iris-b"], "max_tokens": []}
     kept, funnel = apply_filters(list(trajs.values()), make_filters(FilterOptions(min_improvement=0.0), tasks, tok))
     assert [t.id for t in kept] == [t.id for t in left]
     assert [(f["step"], f["kept"], f["dropped"]) for f in funnel] == [
-        ("input", 7, 0), ("success", 6, 1), ("improvement", 5, 1), ("degenerate", 4, 1), ("duplicate", 3, 1), ("max_tokens", 3, 0)]
+        ("input", 7, 0), ("integrity", 7, 0), ("success", 6, 1), ("improvement", 5, 1), ("degenerate", 4, 1), ("duplicate", 3, 1), ("max_tokens", 3, 0)]
 
 
 def test_filters_can_be_switched_off(trajs, tasks):
     opts = FilterOptions(require_success=False, dedupe=False, max_tokens=None, max_repeats=100, max_empty_thoughts=1.0)
     kept, funnel = apply_filters(list(trajs.values()), make_filters(opts, tasks))
-    assert len(kept) == 7 and [f["step"] for f in funnel] == ["input", "degenerate"]
+    assert len(kept) == 7 and [f["step"] for f in funnel] == ["input", "integrity", "degenerate"]   # integrity cannot be switched off
 
 
 def test_max_tokens_is_counted_in_student_tokens(trajs, tasks, tok):
@@ -120,7 +120,7 @@ def test_stage_errors_come_before_any_work(tmp_path, tasks):
 
 def test_stage_says_when_everything_is_filtered(tmp_path, tasks):
     cfg, rdir = _run_dir(tmp_path, tasks, ["traj-iris-fail.jsonl", "traj-diabetes-loop.jsonl"])
-    with pytest.raises(SynthsciError, match=r'every trajectory was filtered out \(\{"success": 1, "degenerate": 1'):
+    with pytest.raises(SynthsciError, match=r'every trajectory was filtered out \(\{"integrity": 0, "success": 1, "degenerate": 1'):
         run_filter(cfg)
 
 

@@ -17,6 +17,7 @@ CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:auto;padd
 .step{border:1px solid #ddd;border-radius:6px;margin:.6em 0;padding:.5em .8em}.n{color:#888;font-size:.85em}
 .thought{white-space:pre-wrap;margin:.3em 0}pre{background:#f6f8fa;padding:.5em;overflow-x:auto;white-space:pre-wrap;margin:.3em 0}
 .score{display:inline-block;background:#e6f4ea;border-radius:4px;padding:0 .4em;margin-left:.5em}summary{cursor:pointer;color:#555}
+.event{display:inline-block;background:#fde7e9;border-radius:4px;padding:0 .4em;margin-left:.5em}
 table{border-collapse:collapse}td{padding:0 .8em 0 0;vertical-align:top}"""
 
 def _e(s) -> str: return html.escape(str(s if s is not None else ""))
@@ -29,6 +30,7 @@ def trajectory_html(traj: Trajectory, full_page: bool = True) -> str:
     out = [f"<h2>Trajectory {_e(traj.id)}</h2><table>" + "".join(f"<tr><td><b>{k}</b></td><td>{_e(v)}</td></tr>" for k, v in head) + "</table>"]
     for i, s in enumerate(traj.steps, 1):
         score = f"<span class='score'>{_e(json.dumps(s.score))}</span>" if s.score else ""
+        score += "".join(f"<span class='event' title='{_e(e.get('detail'))}'>{_e(e.get('kind'))}: {_e(e.get('reason'))}</span>" for e in s.events or [])
         n_lines = len(s.observation.splitlines())
         out.append(f"<div class='step'><div class='n'>step {i} &middot; {s.execution_time:.2f} s{score}</div>"
                    f"<div class='thought'>{_e(s.thought)}</div><pre>{_e(s.action)}</pre>"

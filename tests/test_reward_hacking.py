@@ -26,6 +26,7 @@ from synthsci.sandbox import SandboxLimits
 from synthsci.taskgen import generate_task
 from synthsci.templates import scripted_taskgen
 from synthsci.validate import Failure, ValidateOptions, check_task
+from synthsci.viewer import trajectory_html
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
 
@@ -94,6 +95,7 @@ def assert_blocked(traj: Trajectory, task, reason: str, honest=None, integrity=T
     events = [e for s in traj.steps for e in s.events]
     assert reason in [e["reason"] for e in events], (reason, events, [s.observation[-300:] for s in traj.steps])
     assert all(e["integrity"] == integrity for e in events if e["reason"] == reason)
+    assert f": {reason}</span>" in trajectory_html(traj)          # the viewer shows it on its step
     assert not successful(traj)
     kept, funnel = apply_filters([traj], make_filters(FilterOptions(max_tokens=None)))
     assert kept == []

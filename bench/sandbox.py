@@ -5,6 +5,7 @@
 
 1. start-to-exit of `python3 -c pass` inside bwrap (through `BwrapSandbox.run`, default limits: as root, run as an
    unprivileged user in its own user namespace) versus the bare process, interleaved; then with max_procs=None;
+   then the same run with and without its cgroup (the totals; both set to None), interleaved, where the host gives one;
 2. the round trip of a trivial command (`true`) in a persistent `ShellSession`;
 3. sandboxes pickled into, and created inside, `ProcessPoolExecutor` workers.
 """
@@ -24,6 +25,16 @@ def start_to_exit(sb, n):
         t = time.perf_counter(); r = sb.run([sys.executable, "-c", "pass"]); boxed.append(time.perf_counter() - t)
         assert r.ok, r
     return bare, boxed
+
+def cgroup_cost(sb, n):
+    "The same run with its cgroup and without (both totals None: no cgroup is made), interleaved."
+    nocg = BwrapSandbox(sb.workspace, SandboxLimits(timeout=60, total_memory_bytes=None, total_procs=None))
+    with_cg, without = [], []
+    for _ in range(n):
+        t = time.perf_counter(); r = sb.run([sys.executable, "-c", "pass"]); with_cg.append(time.perf_counter() - t)
+        t = time.perf_counter(); r2 = nocg.run([sys.executable, "-c", "pass"]); without.append(time.perf_counter() - t)
+        assert r.ok and r2.ok, (r, r2)
+    return with_cg, without
 
 def session_round_trip(sb, n):
     with ShellSession(sb) as sh:
@@ -66,6 +77,14 @@ def main(argv=None):
     bare2, boxed2 = start_to_exit(nolimit, n_start)
     extra2 = ms(boxed2) - ms(bare2)
     print(f"  the same with max_procs=None: bare {ms(bare2)} ms, in bwrap {ms(boxed2)} ms, extra {extra2:.2f} ms")
+    cg_extra = None
+    if sb.cgroup:
+        with_cg, without = cgroup_cost(sb, n_start)
+        cg_extra = round(ms(with_cg) - ms(without), 2)
+        print(f"  the same with its cgroup ({sb.cgroup}) {ms(with_cg)} ms, without (totals None) {ms(without)} ms: "
+              f"the cgroup adds {cg_extra:.2f} ms")
+    else:
+        print("  no cgroup can be made here: the totals are not enforced, and cost nothing")
     rt = session_round_trip(sb, n_rt)
     print(f"session round trip of `true`: median {ms(rt)} ms, p90 {round(sorted(rt)[int(0.9 * len(rt))] * 1000, 2)} ms ({n_rt} commands)")
     w = workers(sb, n_work)
@@ -74,7 +93,7 @@ def main(argv=None):
     print(f"load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} cpus: the medians grow with it")
     res = dict(machine=dict(cpus=os.cpu_count(), platform=platform.platform(), python=sys.version.split()[0], loadavg=load),
                bare_median_ms=ms(bare), bwrap_median_ms=ms(boxed), bwrap_extra_median_ms=round(extra, 2),
-               bwrap_extra_median_ms_without_process_limit=round(extra2, 2), root=root,
+               bwrap_extra_median_ms_without_process_limit=round(extra2, 2), cgroup=sb.cgroup, cgroup_extra_median_ms=cg_extra, root=root,
                root_runs_as_uid=sb.user[0] if root else None,
                session_round_trip_median_ms=ms(rt), workers=w, repetitions=dict(start=n_start, round_trip=n_rt))
     if not a.quick:

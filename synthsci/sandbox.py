@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_sandbox.ipynb 3
 from __future__ import annotations
-import argparse, functools, os, pwd, selectors, shutil, signal, subprocess, sys, threading, time, uuid, warnings
+import argparse, functools, os, pwd, selectors, shlex, shutil, signal, stat, subprocess, sys, threading, time, uuid, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
@@ -25,8 +25,12 @@ class SandboxLimits:
     timeout: Optional[float] = 600.0          # wall-clock seconds, then the whole sandbox is killed
     cpu_s: Optional[int] = 3600               # CPU seconds per process (RLIMIT_CPU)
     memory_bytes: Optional[int] = field(default_factory=_half_ram)  # address space per process (RLIMIT_AS)
-    max_procs: Optional[int] = 512            # processes and threads in the sandbox
+    total_memory_bytes: Optional[int] = field(default_factory=_half_ram)  # memory of all its processes together (cgroup)
+    max_procs: Optional[int] = 512            # processes and threads in the sandbox (RLIMIT_NPROC)
+    total_procs: Optional[int] = 512          # processes and threads of the whole sandbox together (pids cgroup)
     max_file_bytes: Optional[int] = 8 << 30   # size of any file written (RLIMIT_FSIZE)
+    tmp_bytes: Optional[int] = 1 << 30        # size of its private /tmp (a tmpfs, in host memory)
+    workspace_bytes: Optional[int] = 10 << 30 # disk the workspace may use, checked after each command
     output_bytes: int = 100_000               # output kept: the first and last halves, the middle is cut
     max_output_bytes: int = 64 << 20          # output beyond this kills the command
 
@@ -65,13 +69,17 @@ def _status(ws: int) -> int:
     "A wait status as a shell exit status (128 + signal when killed)."
     return 128 + os.WTERMSIG(ws) if os.WIFSIGNALED(ws) else os.WEXITSTATUS(ws)
 
-def _classify(code: int, tail: bytes, reason: Optional[str]) -> Optional[str]:
+def _classify(code: int, tail: bytes, reason: Optional[str], events: Optional[dict] = None) -> Optional[str]:
+    "Which limit stopped a command: `reason` (ours), the cgroup's `events` (OOM kills, refused forks), its signal, its output."
+    ev = events or {}
     if reason: return reason
+    if code != 0 and ev.get("oom_kill"): return "memory"
     if code == 128 + signal.SIGXCPU: return "cpu"
     if code == 128 + signal.SIGXFSZ: return "file_size"
     if code != 0:
         for kind, marks in _MARKERS.items():
             if any(m in tail for m in marks): return kind
+        if ev.get("pids"): return "pids"
     return None
 
 # %% ../nbs/02_sandbox.ipynb
@@ -105,22 +113,204 @@ class _suppress:
     def __exit__(self, t, e, tb): return t is not None and issubclass(t, (OSError, ValueError, subprocess.SubprocessError))
 
 # %% ../nbs/02_sandbox.ipynb
+def _w(path: str, value):
+    with open(path, "w") as f: f.write(str(value))
+
+def _field(path: str, key: str) -> int:
+    "The number after `key` in a cgroup's `key value` lines file (0 when absent)."
+    with _suppress(), open(path) as f:
+        for line in f:
+            k, _, v = line.partition(" ")
+            if k == key: return int(v)
+    return 0
+
+def _own_cgroups() -> dict[str, str]:
+    "This process's cgroup per v1 controller (`''` for v2), from /proc/self/cgroup."
+    out = {}
+    with _suppress(), open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            for c in (ctrls.split(",") if ctrls else [""]): out[c] = path
+    return out
+
+def _cg_mounts() -> list[tuple[str, str, str, set]]:
+    "(mount point, root inside the hierarchy, `cgroup` or `cgroup2`, super options) of each cgroup mount."
+    out = []
+    with _suppress(), open("/proc/self/mountinfo") as f:
+        for line in f:
+            pre, _, post = line.partition(" - ")
+            a, b = pre.split(), post.split()
+            if len(a) > 4 and len(b) > 2 and b[0] in ("cgroup", "cgroup2"):
+                out.append((a[4].replace("\\040", " "), a[3].replace("\\040", " "), b[0], set(b[2].split(","))))
+    return out
+
+def _cg_dir(mount: str, mroot: str, path: str) -> Optional[str]:
+    "Where the cgroup `path` (as /proc/self/cgroup names it) is under `mount`; None when it is not in that mount."
+    if mroot != "/" and path != mroot and not path.startswith(mroot + "/"): return None
+    d = os.path.join(mount, path[len(mroot.rstrip("/")):].lstrip("/")).rstrip("/")
+    return d if os.path.isdir(d) else None
+
+# %% ../nbs/02_sandbox.ipynb
+def _cg_prefix() -> str:
+    "Names start with this: our PID namespace (pids are only unique within one) and our pid."
+    try: ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError: ns = 0
+    return f"synthsci-{ns}-{os.getpid()}-"
+
+class _Cgroup:
+    "The cgroup of one sandboxed command (on v1, a memory and a pids cgroup): made with its limits, killed and removed at close."
+    def __init__(self, kind: str, parents, limits: SandboxLimits):
+        name = _cg_prefix() + uuid.uuid4().hex[:12]   # the same name in each hierarchy
+        self.kind, self.dirs = kind, [os.path.join(p, name) for p in parents]
+        made = []
+        try:
+            for d in self.dirs: os.mkdir(d, 0o755); made.append(d)
+            mem, pids = (self.dirs[0], self.dirs[0]) if kind == "v2" else self.dirs
+            if limits.total_memory_bytes and kind == "v2":
+                _w(f"{mem}/memory.max", limits.total_memory_bytes)
+                if os.path.exists(f"{mem}/memory.swap.max"): _w(f"{mem}/memory.swap.max", 0)
+            elif limits.total_memory_bytes:
+                _w(f"{mem}/memory.limit_in_bytes", limits.total_memory_bytes)
+                if os.path.exists(f"{mem}/memory.memsw.limit_in_bytes"): _w(f"{mem}/memory.memsw.limit_in_bytes", limits.total_memory_bytes)
+            if limits.total_procs: _w(f"{pids}/pids.max", limits.total_procs)
+        except OSError:
+            for d in reversed(made):
+                with _suppress(): os.rmdir(d)
+            raise
+
+    @classmethod
+    def found(cls, kind: str, dirs) -> "_Cgroup":
+        "One that exists already (left behind), to kill and remove."
+        cg = cls.__new__(cls); cg.kind, cg.dirs = kind, list(dirs)
+        return cg
+
+    def enter(self) -> list[str]:
+        "The launcher's prefix: a shell that moves itself into the cgroup and then execs the command, which starts inside."
+        move = " && ".join(f"echo $$ > {shlex.quote(d + '/cgroup.procs')}" for d in self.dirs)
+        return ["/bin/sh", "-c", move + ' && exec "$@"', "sh"]
+
+    def procs(self) -> set[int]:
+        "The processes inside (on v1, in either cgroup: they are the same ones, or a move half done)."
+        out = set()
+        for d in self.dirs:
+            with _suppress(), open(f"{d}/cgroup.procs") as f: out.update(map(int, f.read().split()))
+        return out
+
+    def events(self) -> dict:
+        "How many processes the memory total's OOM killer killed, how many forks the process total refused."
+        mem, pids = (self.dirs[0], self.dirs[0]) if self.kind == "v2" else self.dirs
+        return {"oom_kill": _field(f"{mem}/memory.events" if self.kind == "v2" else f"{mem}/memory.oom_control", "oom_kill"),
+                "pids": _field(f"{pids}/pids.events", "max")}
+
+    def kill(self, wait: float = 2.0):
+        "SIGKILL everything inside: `cgroup.kill` on v2; else what `cgroup.procs` lists, again until it lists nothing."
+        if self.kind == "v2":
+            try: _w(f"{self.dirs[0]}/cgroup.kill", 1); return
+            except OSError: pass   # a kernel before 5.14: the v1 way
+        end = time.monotonic() + wait
+        while (pids := self.procs()) and time.monotonic() < end:
+            for p in pids:
+                with _suppress(): os.kill(p, signal.SIGKILL)
+            time.sleep(0.001)
+
+    def remove(self):
+        "Kill what is left, then delete the cgroup (retried: the kernel frees it a moment after its last process exits)."
+        self.kill()
+        for d in self.dirs:
+            for _ in range(200):
+                try: os.rmdir(d); break
+                except FileNotFoundError: break
+                except OSError: self.kill(0.1); time.sleep(0.005)
+
+# %% ../nbs/02_sandbox.ipynb
+def _cg_candidates() -> list[tuple[str, tuple[str, ...]]]:
+    "Where sandbox cgroups could go, best first: ('v2', (parent,)) or ('v1', (memory parent, pids parent))."
+    own, mounts, out = _own_cgroups(), _cg_mounts(), []
+    for mnt, mroot, fs, _ in mounts:
+        if fs != "cgroup2" or "" not in own: continue
+        try: ctrls = Path(mnt, "cgroup.controllers").read_text().split()
+        except OSError: continue
+        if not {"memory", "pids"} <= set(ctrls): continue
+        if d := _cg_dir(mnt, mroot, own[""]): out.append(("v2", (d,)))   # below our own cgroup, if it allows
+        out.append(("v2", (os.path.join(mnt, "synthsci"),)))              # else a folder of ours at the top
+    v1 = {c: d for c in ("memory", "pids") for mnt, mroot, fs, opts in mounts
+          if fs == "cgroup" and c in opts and c in own and (d := _cg_dir(mnt, mroot, own[c]))}
+    if len(v1) == 2: out.append(("v1", (v1["memory"], v1["pids"])))
+    return out
+
+def _v2_parent(d: str):
+    "Make `d` a v2 cgroup whose children get the memory and pids controllers (creating it, and enabling them above it)."
+    if not os.path.isdir(d): _v2_parent(os.path.dirname(d)); os.makedirs(d, 0o755, exist_ok=True)
+    if not {"memory", "pids"} <= set(Path(d, "cgroup.subtree_control").read_text().split()):
+        _w(f"{d}/cgroup.subtree_control", "+memory +pids")   # EBUSY when `d` holds processes (and is not the root)
+
+def _cg_sweep(kind: str, parents):
+    "Remove the cgroups that dead synthsci processes of our PID namespace left behind."
+    mine = _cg_prefix().rsplit("-", 2)[0] + "-"
+    for p in parents:
+        with _suppress():
+            for n in os.listdir(p):
+                if not n.startswith(mine): continue
+                with _suppress():
+                    pid = int(n[len(mine):].split("-")[0])
+                    try: os.kill(pid, 0); continue
+                    except ProcessLookupError: pass
+                    except PermissionError: continue
+                    _Cgroup.found(kind, [os.path.join(p, n)]).remove()
+
+def _cg_works(kind: str, parents) -> bool:
+    "Make a cgroup there, limit it, move a process in; all or nothing."
+    try:
+        if kind == "v2": _v2_parent(parents[0])
+        cg = _Cgroup(kind, parents, SandboxLimits(total_memory_bytes=256 << 20, total_procs=16))
+    except OSError: return False
+    try: return subprocess.run([*cg.enter(), "true"], cwd="/", capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.SubprocessError): return False
+    finally: cg.remove()
+
+@functools.lru_cache(None)
+def _cgroup_backend() -> Optional[tuple[str, tuple[str, ...]]]:
+    "`(kind, parents)` of the first way that works here, or None. Asked once a process."
+    for kind, parents in _cg_candidates():
+        if _cg_works(kind, parents): _cg_sweep(kind, parents); return kind, parents
+    return None
+
+_warned_no_cgroup = False
+def _warn_no_cgroup():
+    global _warned_no_cgroup
+    if _warned_no_cgroup: return
+    _warned_no_cgroup = True
+    warnings.warn("no cgroup can be made here (not root, or no writable cgroup v2 with the memory and pids controllers, "
+                  "nor v1 memory and pids hierarchies): sandboxes are limited per process only (RLIMIT_AS, RLIMIT_NPROC); "
+                  "total_memory_bytes and total_procs do not apply", RuntimeWarning, stacklevel=3)
+
+# %% ../nbs/02_sandbox.ipynb
 class _Proc:
     "A started sandbox process, and how to kill all of it."
-    def __init__(self, argv, env, cwd, stdin: bool, on_kill=None):
-        self.on_kill = on_kill
-        self.popen = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+    def __init__(self, argv, env, cwd, stdin: bool, on_kill=None, cgroup: Optional[_Cgroup] = None):
+        self.on_kill, self.cgroup, self.events = on_kill, cgroup, {}
+        try:
+            self.popen = subprocess.Popen([*(cgroup.enter() if cgroup else []), *argv], stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+        except BaseException:
+            if cgroup: cgroup.remove()
+            raise
 
     def kill(self):
+        if self.cgroup: self.cgroup.kill()
         with _suppress(): os.killpg(self.popen.pid, signal.SIGKILL)
         if self.on_kill: self.on_kill()
+
+    def cgroup_events(self) -> dict:
+        "The cgroup's counters (`oom_kill`, `pids`) now, or as they were when it was removed; `{}` without one."
+        return self.cgroup.events() if self.cgroup else dict(self.events)
 
     def close(self):
         self.kill()
         for f in (self.popen.stdin, self.popen.stdout):
             with _suppress(): f and f.close()
         with _suppress(): self.popen.wait(5)
+        if self.cgroup: self.events = self.cgroup.events(); self.cgroup.remove(); self.cgroup = None
 
 def _feed(pipe, data: bytes):
     try: pipe.write(data); pipe.close()
@@ -152,9 +342,24 @@ def _execute(proc: _Proc, limits: SandboxLimits, timeout: Optional[float], stdin
     finally:
         proc.close()
     code = _status_of(p.returncode)
-    return ExecResult(out.text(), code, time.monotonic() - t0, reason == "timeout", _classify(code, tail, reason))
+    return ExecResult(out.text(), code, time.monotonic() - t0, reason == "timeout", _classify(code, tail, reason, proc.events))
 
 def _status_of(rc: int) -> int: return 128 - rc if rc < 0 else rc
+
+# %% ../nbs/02_sandbox.ipynb
+def _du(root, stop: Optional[int] = None) -> int:
+    "Disk used under `root` (st_blocks x 512, each inode once), never following a symlink; stops once past `stop`."
+    total, seen = 0, set()
+    for _, _, files, fd in os.fwalk(root):
+        for n in (".", *files):
+            with _suppress():
+                st = os.stat(n, dir_fd=fd, follow_symlinks=False)
+                if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
+                    if (st.st_dev, st.st_ino) in seen: continue
+                    seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
+        if stop is not None and total > stop: break
+    return total
 
 # %% ../nbs/02_sandbox.ipynb
 _SAFE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TMPDIR": "/tmp", "PYTHONDONTWRITEBYTECODE": "1", "TERM": "dumb"}
@@ -207,7 +412,17 @@ class _Base:
         "Run `cmd` (an argv list, or a string for `bash -c`) in the sandbox; `evaluator=True` adds the hidden mounts."
         if stdin is not None: _check_str(stdin, "stdin")
         proc = self.spawn(cmd, env=env, cwd=cwd, evaluator=evaluator, stdin=stdin is not None)
-        return _execute(proc, self.limits, self.limits.timeout if timeout is None else timeout, stdin)
+        res = _execute(proc, self.limits, self.limits.timeout if timeout is None else timeout, stdin)
+        return res if evaluator else self.check_workspace(res)
+
+    def check_workspace(self, res: ExecResult) -> ExecResult:
+        "`res`, saying `disk` (and how much) when the workspace is over `limits.workspace_bytes`."
+        cap = self.limits.workspace_bytes
+        if not cap or (used := _du(self.workspace, cap)) <= cap: return res
+        res.output += (f"\n[workspace over its size limit: {used} bytes or more on disk, the limit is {cap} "
+                       f"(SandboxLimits.workspace_bytes): delete files before going on]\n")
+        res.killed_by = res.killed_by or "disk"
+        return res
 
     def __repr__(self): return f"{type(self).__name__}(workspace={str(self.workspace)!r})"
 
@@ -231,6 +446,7 @@ def _dirs(paths) -> list[str]:
             if str(d) not in seen: seen.add(str(d)); a += ["--dir", str(d)]
     return a
 
+_SMALL_TMPFS = ["--size", str(1 << 20), "--tmpfs"]   # /run and the folders hiding secrets: 1 MiB
 _ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_READ_SEARCH")  # kept only until setpriv drops them all
 
 class BwrapSandbox(_Base):
@@ -239,6 +455,7 @@ class BwrapSandbox(_Base):
     def __init__(self, workspace=".", limits=None, ro_binds=None, hidden=None, gpus=False, network=False, run_as=None):
         super().__init__(workspace, limits, ro_binds, hidden, gpus, network)
         self.user = _sandbox_user(self.workspace, run_as) if os.geteuid() == 0 else None  # as root: who commands run as
+        if self.cgroup is None and (self.limits.total_memory_bytes or self.limits.total_procs): _warn_no_cgroup()
         if self.user is None: return
         self.chown_workspace()
         for h in {**self.ro_binds, **self.hidden}:
@@ -250,6 +467,12 @@ class BwrapSandbox(_Base):
         "As root: give the workspace files that belong to root to the sandbox user, so that commands can change them."
         if self.user is not None: _chown_tree(self.workspace, *self.user)
 
+    @property
+    def cgroup(self) -> Optional[str]:
+        "What enforces the totals here: 'v2', 'v1', or None (then only the per-process limits apply)."
+        b = _cgroup_backend()
+        return b[0] if b else None
+
     def _system_binds(self) -> list[str]:
         a = ["--ro-bind", "/usr", "/usr"]
         for d in ("bin", "sbin", "lib", "lib32", "lib64", "libx32", "opt"):
@@ -258,10 +481,11 @@ class BwrapSandbox(_Base):
             elif p.is_dir(): a += ["--ro-bind", str(p), str(p)]
         a += ["--ro-bind", "/etc", "/etc"]
         for s in map(Path("/etc").joinpath, _ETC_SECRETS):  # hidden behind an empty folder or an unreadable node
-            if s.is_dir(): a += ["--tmpfs", str(s)]
+            if s.is_dir(): a += [*_SMALL_TMPFS, str(s)]
             elif os.path.lexists(s): a += ["--ro-bind", "/dev/null", str(s)]
-        tmp = ["--perms", "1777", "--tmpfs", "/tmp"] if self.user else ["--tmpfs", "/tmp"]  # as root /tmp is shared with nobody
-        return a + ["--proc", "/proc", "--dev", "/dev", *tmp, "--tmpfs", "/run"]
+        tmp = ["--perms", "1777"] if self.user else []  # as root /tmp is shared with nobody
+        if self.limits.tmp_bytes: tmp += ["--size", str(self.limits.tmp_bytes)]
+        return a + ["--proc", "/proc", "--dev", "/dev", *tmp, "--tmpfs", "/tmp", *_SMALL_TMPFS, "/run"]
 
     def argv(self, cmd, cwd=None, evaluator=False) -> list[str]:
         "The full bwrap command line for `cmd`."
@@ -292,7 +516,14 @@ class BwrapSandbox(_Base):
     def spawn(self, cmd, *, env=None, cwd=None, evaluator=False, stdin=False) -> _Proc:
         "Start `cmd` in the sandbox with pipes, for `run` and for long-lived shells."
         if shutil.which("bwrap") is None: raise SynthsciError(_NO_BWRAP)
-        return _Proc(self.argv(cmd, cwd, evaluator), self._env(env), "/", stdin)
+        a, e = self.argv(cmd, cwd, evaluator), self._env(env)   # bad input fails here, before a cgroup is made
+        return _Proc(a, e, "/", stdin, cgroup=self._new_cgroup())
+
+    def _new_cgroup(self) -> Optional[_Cgroup]:
+        "The command's cgroup: none when no total is asked for (it costs an RCU grace period) or none can be made."
+        if not (self.limits.total_memory_bytes or self.limits.total_procs) or (b := _cgroup_backend()) is None: return None
+        try: return _Cgroup(*b, self.limits)
+        except OSError as e: raise SynthsciError(f"could not make the sandbox's cgroup below {b[1][0]}: {e}") from None
 
 _NO_BWRAP = ("bubblewrap is not installed: install it (Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap) "
              "or pick another backend: --backend docker (needs a Docker daemon) or --backend subprocess (isolates nothing)")
@@ -317,7 +548,7 @@ class DockerSandbox(_Base):
     def argv(self, cmd, cwd=None, evaluator=False, env=None, name="synthsci", stdin=False) -> list[str]:
         L, ws = self.limits, str(self.workspace)
         a = [self.docker, "run", "--rm", "--name", name, "--network", "bridge" if self.network else "none",
-             "--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+             "--read-only", "--tmpfs", f"/tmp:size={L.tmp_bytes}" if L.tmp_bytes else "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
              "--user", f"{os.getuid()}:{os.getgid()}", "-v", f"{ws}:{ws}{':ro' if evaluator else ''}", "-w", self._cwd(cwd)]
         if stdin: a.append("-i")
         if L.max_procs: a += ["--pids-limit", str(L.max_procs)]
@@ -374,6 +605,38 @@ def get_sandbox(backend: Optional[str] = None, workspace=".", **kw) -> Sandbox:
     return BACKENDS[backend](workspace, **kw)
 
 # %% ../nbs/02_sandbox.ipynb
+_SUID = stat.S_ISUID | stat.S_ISGID
+
+def _owners(root) -> dict:
+    "(device, inode) -> (type, uid, gid, mode, ctime) of everything under `root`, symlinks themselves, never followed."
+    out = {}
+    for _, dirs, files, fd in os.fwalk(root):
+        for n in (".", *dirs, *files):
+            with _suppress():
+                st = os.stat(n, dir_fd=fd, follow_symlinks=False)
+                out[st.st_dev, st.st_ino] = (stat.S_IFMT(st.st_mode), st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), st.st_ctime_ns)
+    return out
+
+def _restore_owners(root, before: dict, owner: tuple[int, int], handed: Optional[dict] = None):
+    "Give what `before` lists its owner, group and mode back, and what is new to `owner`. Only once no sandbox process is left."
+    for _, dirs, files, fd in os.fwalk(root):
+        for n in (".", *dirs, *files):
+            with _suppress():
+                st = os.stat(n, dir_fd=fd, follow_symlinks=False)
+                key, kind = (st.st_dev, st.st_ino), stat.S_IFMT(st.st_mode)
+                old = before.get(key)
+                if old is None or old[0] != kind:   # made by the command (or a freed inode, reused)
+                    if (st.st_uid, st.st_gid) != tuple(owner): os.chown(n, *owner, dir_fd=fd, follow_symlinks=False)
+                    continue
+                chowned = (st.st_uid, st.st_gid) != old[1:3]
+                if chowned: os.chown(n, *old[1:3], dir_fd=fd, follow_symlinks=False)   # clears setuid bits: mode after
+                if kind == stat.S_IFLNK: continue   # a symlink's mode is not its own to change (nor used)
+                mode = old[3]
+                if mode & _SUID and kind == stat.S_IFREG and (handed or {}).get(key, (None,) * 5)[4] != st.st_ctime_ns:
+                    mode &= ~_SUID                  # the command changed it: no setuid program of its making
+                if chowned or mode != stat.S_IMODE(st.st_mode): os.chmod(n, mode, dir_fd=fd)
+
+# %% ../nbs/02_sandbox.ipynb
 def sandbox_main(argv: list[str]) -> int:
     "The `synthsci sandbox` command: run one command in a sandbox and return its exit status."
     argv = list(argv)
@@ -388,10 +651,17 @@ def sandbox_main(argv: list[str]) -> int:
     a = p.parse_args(opts)
     if cmd is not None and a.command: p.error(f"put the whole command after --, not {a.command[0]!r} before it")
     cmd = a.command if cmd is None else cmd
+    ws = Path(a.workspace).expanduser().resolve()
+    before = _owners(ws) if os.geteuid() == 0 and ws.is_dir() else None   # as root: the user's files, as they are
+    top, handed = (os.stat(ws) if before else None), None
     try:
-        res = get_sandbox(a.backend, a.workspace).run(cmd, timeout=a.timeout)
+        sb = get_sandbox(a.backend, a.workspace)
+        if before and any(v[0] == stat.S_IFREG and v[3] & _SUID for v in before.values()): handed = _owners(ws)
+        res = sb.run(cmd, timeout=a.timeout)
     except SynthsciError as e:
         print(f"synthsci sandbox: error: {e}", file=sys.stderr); return 2
+    finally:
+        if before: _restore_owners(ws, before, (top.st_uid, top.st_gid), handed)
     sys.stdout.write(res.output); sys.stdout.flush()
     if res.killed_by:
         print(f"synthsci sandbox: killed by the {res.killed_by} limit after {res.duration_s:.1f} s", file=sys.stderr)

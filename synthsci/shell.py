@@ -106,7 +106,8 @@ def run(self, command: str, timeout: Optional[float] = None) -> ExecResult:
     _check_str(command, "command")
     if not command.strip(): raise SynthsciError("empty command: give the shell something to run")
     if self.proc is None: raise SynthsciError("this shell session is closed: start a new ShellSession")
-    limits, t0, note, code = self.sandbox.limits, time.monotonic(), "", 137
+    limits, t0, note, code, proc = self.sandbox.limits, time.monotonic(), "", 137, self.proc
+    ev0 = proc.cgroup_events()
     timeout = limits.timeout if timeout is None else timeout
     out, before = _Capped(limits.output_bytes), _children(self.shell_pid) if self.shell_pid else set()
     try: self._send(command)
@@ -125,7 +126,10 @@ def run(self, command: str, timeout: Optional[float] = None) -> ExecResult:
         _, code, cwd = (line.decode(errors="replace").split(" ", 2) + [""])[:3]
         code, self.cwd = int(code), cwd or self.cwd
     text = out.text() + note
-    killed = _classify(code, out.tail[-4096:] or bytes(out.head[-4096:]), reason if reason != "exited" else None)
-    return ExecResult(text, code, time.monotonic() - t0, reason == "timeout", killed)
+    ev = {k: v - ev0.get(k, 0) for k, v in proc.cgroup_events().items()}   # this command's OOM kills and refused forks
+    killed = _classify(code, out.tail[-4096:] or bytes(out.head[-4096:]), reason if reason != "exited" else None, ev)
+    res = ExecResult(text, code, time.monotonic() - t0, reason == "timeout", killed)
+    check = getattr(self.sandbox, "check_workspace", None)
+    return check(res) if check else res
 
 ShellSession.run = run

@@ -1,11 +1,12 @@
 """Attacks on the sandbox, one property at a time: each must fail to escape, with the specific outcome asserted."""
-import os, pickle, socket, subprocess, sys, threading, time, uuid
+import contextlib, io, os, pickle, socket, subprocess, sys, tempfile, threading, time, uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 import pytest
 from synthsci.core import SynthsciError
 from synthsci.sandbox import (BwrapSandbox, DockerSandbox, SandboxLimits, SubprocessSandbox, Sandbox,
                               docker_available, get_sandbox, sandbox_main)
+from synthsci import sandbox as sandbox_mod
 from synthsci.shell import ShellSession
 
 pytestmark = pytest.mark.timeout(120)
@@ -181,6 +182,127 @@ def test_file_size_limit(ws):
     r = sb.run(["sh", "-c", "head -c 1000000 /dev/zero > big2"])
     assert (r.killed_by, r.exit_code) == ("file_size", 153), r
     assert (ws / "big").stat().st_size <= 100_000 and (ws / "big2").stat().st_size <= 100_000
+
+# --- totals for the whole sandbox (cgroups), /tmp and the workspace ---------------------------------------------------
+_cgroup = sandbox_mod._cgroup_backend()
+cgroups = pytest.mark.skipif(_cgroup is None, reason="no usable cgroup here (needs root and a writable cgroup v2 with the "
+                                                     "memory and pids controllers, or v1 memory and pids hierarchies)")
+
+@cgroups
+def test_memory_total_across_processes(ws):
+    hog = "python3 -c 'import time; a = b\"x\" * (200 << 20); time.sleep(1)'"   # 200 MB each, really touched
+    cmd = f"set -e; for i in 1 2 3; do {hog} & p=\"$p $!\"; done; for i in $p; do wait $i; done; echo all done"
+    per_process = dict(memory_bytes=400 << 20, timeout=60)                       # each one fits its own limit...
+    r = box(ws, **per_process, total_memory_bytes=None).run(cmd)
+    assert r.ok and r.output == "all done\n", r
+    r = box(ws, **per_process, total_memory_bytes=450 << 20).run(cmd)            # ...but 600 MB do not fit 450 MB
+    assert (r.killed_by, r.exit_code) == ("memory", 137) and "all done" not in r.output and "MemoryError" not in r.output, r
+
+@cgroups
+def test_fork_bomb_stopped_by_the_total(ws):
+    token = f"bomb{uuid.uuid4().hex[:8]}"
+    sb = box(ws, max_procs=None, total_procs=64, timeout=30)                     # no RLIMIT_NPROC: only the pids cgroup
+    assert "--nproc" not in " ".join(sb.argv(["true"]))
+    r = sb.run(["bash", "-c", f"{token}() {{ {token} | {token} & }}; {token}; sleep 25"])
+    assert r.killed_by == "pids" and not r.ok and r.duration_s < 25, r
+    time.sleep(0.2)
+    assert survivors(token) == []
+
+def test_session_background_job_dies_on_close(ws):
+    token = f"bg{uuid.uuid4().hex[:8]}"
+    sh = ShellSession(box(ws))
+    r = sh.run(f"(exec -a sleep-{token} sleep 1000) & (setsid bash -c 'exec -a sleep-{token} sleep 1000' &); "
+               f"sleep 0.3; pgrep -f sleep-{token} | wc -l")
+    assert r.ok and r.output.strip() == "2", r
+    assert len(survivors(f"sleep-{token}")) == 2                                  # visible from the host while it runs
+    cg = sh.proc.cgroup
+    sh.close()
+    time.sleep(0.2)
+    assert survivors(f"sleep-{token}") == []
+    if _cgroup: assert cg is not None and not any(os.path.exists(d) for d in cg.dirs)   # and its cgroup is gone
+
+def test_tmp_size_limit(ws):
+    r = box(ws, tmp_bytes=1 << 20).run("head -c 3000000 /dev/zero > /tmp/big; echo status $?; du -k /tmp/big")
+    assert "No space left on device" in r.output and "status 1" in r.output, r
+    assert int(r.output.split()[-2]) <= 1024, r
+
+def test_workspace_size_reported(ws):
+    sb = box(ws, workspace_bytes=1 << 20)
+    assert sb.run("head -c 500000 /dev/zero > a").ok
+    r = sb.run("head -c 2000000 /dev/zero > b")
+    assert (r.exit_code, r.killed_by) == (0, "disk") and "workspace over its size limit" in r.output, r
+    with ShellSession(sb) as sh:
+        r = sh.run("ls")
+        assert r.killed_by == "disk" and r.output.startswith("a\nb\n"), r
+        assert sh.run("rm b").ok and sh.run("ls").output == "a\n"               # deleting goes back under the cap
+    assert sb.run("cat b", evaluator=True).killed_by is None
+
+@root_only
+def test_unprivileged_caller_finds_no_cgroup():
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "from synthsci.sandbox import BwrapSandbox, SandboxLimits, _cgroup_backend\n"
+            "with warnings.catch_warnings(record=True) as w: sb = BwrapSandbox('/tmp', SandboxLimits(timeout=20))\n"
+            "print(_cgroup_backend(), sb.cgroup, sb._new_cgroup(), any('no cgroup can be made' in str(x.message) for x in w))")
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+                       capture_output=True, text=True, env=env, cwd="/tmp", timeout=60)
+    assert p.stdout.strip() == "None None None True", p          # no write access to cgroupfs: none, said once, no error
+
+def test_runs_without_a_cgroup(ws, monkeypatch):
+    monkeypatch.setattr(sandbox_mod, "_cgroup_backend", lambda: None)
+    monkeypatch.setattr(sandbox_mod, "_warned_no_cgroup", False)
+    with pytest.warns(RuntimeWarning, match="no cgroup can be made.*limited per process only"): sb = box(ws)
+    assert sb.cgroup is None
+    proc = sb.spawn("echo ok; sleep 5")
+    try:
+        assert proc.popen.stdout.readline() == b"ok\n"                      # it runs, under the per-process limits only,
+        assert "synthsci-" not in Path(f"/proc/{proc.popen.pid}/cgroup").read_text() and proc.cgroup is None   # in no cgroup of ours
+    finally:
+        proc.close()
+
+@cgroups
+def test_each_command_has_its_own_cgroup(ws):
+    sb = box(ws)
+    a, b = sb.spawn("echo up; sleep 5"), sb.spawn("echo up; sleep 5")
+    dirs = [a.cgroup.dirs, b.cgroup.dirs]
+    try:
+        assert a.popen.stdout.readline() == b.popen.stdout.readline() == b"up\n"
+        seen = [Path(f"/proc/{p.popen.pid}/cgroup").read_text() for p in (a, b)]
+        for ds, cg in zip(dirs, seen):   # every hierarchy (v1: memory and pids) names the command's own cgroup
+            assert all(f"/{os.path.basename(d)}\n" in cg for d in ds) and len(set(map(os.path.basename, ds))) == 1, (ds, cg)
+        assert seen[0] != seen[1]
+    finally:
+        a.close(); b.close()
+    assert not any(os.path.exists(d) for ds in dirs for d in ds)         # removed at close
+
+@root_only
+def test_cli_leaves_the_callers_files_as_they_were(ws, tmp_path):
+    outside = tmp_path / "outside.txt"; outside.write_text("outside\n"); outside.chmod(0o640)
+    (ws / "sub").mkdir(); (ws / "sub").chmod(0o750)
+    (ws / "sub" / "f.txt").write_text("f\n"); (ws / "sub" / "f.txt").chmod(0o600)
+    (ws / "theirs.txt").write_text("t\n"); os.chown(ws / "theirs.txt", 1234, 5678); (ws / "theirs.txt").chmod(0o604)
+    os.symlink(outside, ws / "link")
+    ws.chmod(0o711)
+    look = lambda: {p: (s.st_uid, s.st_gid, oct(s.st_mode)) for p in [ws, *ws.rglob("*")] for s in [p.lstat()]}
+    was, target = look(), outside.stat()
+    assert {v[0] for v in was.values()} == {0, 1234}
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = sandbox_main(["--workspace", str(ws), "--", "sh", "-c", "id -u; touch new; echo more >> sub/f.txt; chmod 777 sub"])
+    assert code == 0 and out.getvalue().strip() != "0", out.getvalue()           # it ran, and not as root
+    now = look()
+    assert {p: now[p] for p in was} == was                                       # owners, groups and modes as they were
+    assert now[ws / "new"][:2] == (0, 0) and (ws / "sub" / "f.txt").read_text() == "f\nmore\n"
+    after = outside.stat()
+    assert (after.st_uid, after.st_gid, after.st_mode, after.st_ctime_ns) == (target.st_uid, target.st_gid, target.st_mode, target.st_ctime_ns)
+
+@root_only
+def test_cli_gives_no_setuid_bit_to_a_file_the_command_changed(ws):
+    for n in ("kept", "changed"): (ws / n).write_text("#!/bin/sh\n"); (ws / n).chmod(0o4755)   # root's setuid programs
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert sandbox_main(["--workspace", str(ws), "--", "sh", "-c", "echo 'id > /tmp/owned' >> changed"]) == 0
+    assert (ws / "changed").read_text().endswith("id > /tmp/owned\n")
+    assert [(ws / n).stat().st_uid for n in ("kept", "changed")] == [0, 0]
+    assert oct((ws / "kept").stat().st_mode) == "0o104755" and oct((ws / "changed").stat().st_mode) == "0o100755"
 
 # --- inputs, evaluator, gpus ---------------------------------------------------------------------------------------
 def test_hidden_files_only_in_evaluator_runs(ws, tmp_path):

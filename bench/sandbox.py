@@ -6,8 +6,11 @@
 1. start-to-exit of `python3 -c pass` inside bwrap (through `BwrapSandbox.run`, default limits: as root, run as an
    unprivileged user in its own user namespace) versus the bare process, interleaved; then with max_procs=None;
    then the same run with and without its cgroup (the totals; both set to None), interleaved, where the host gives one;
-2. the round trip of a trivial command (`true`) in a persistent `ShellSession`;
-3. sandboxes pickled into, and created inside, `ProcessPoolExecutor` workers.
+2. one `validate` of the same submission on the wine fixture: as before sealing (the host checks the path, the
+   evaluator runs over the live workspace; reconstructed here, without and with today's cgroup) and sealed
+   (`synthsci.seal.score_submission`: snapshot, checks, a fresh sandbox over pristine files), interleaved;
+3. the round trip of a trivial command (`true`) in a persistent `ShellSession`;
+4. sandboxes pickled into, and created inside, `ProcessPoolExecutor` workers.
 """
 import argparse, json, os, pickle, platform, statistics, subprocess, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +39,37 @@ def cgroup_cost(sb, n):
         assert r.ok and r2.ok, (r, r2)
     return with_cg, without
 
+def unsealed_validate(task, cfg, ws, sb):
+    "Scoring as it was before sealing (reconstructed for the comparison): the host checks the path, the evaluator runs over the live workspace."
+    sub = Path(ws) / "submission.csv"
+    if not sub.is_file(): return None
+    r = sb.run(["python3", f"/task/{(cfg.get('evaluation_paths') or ['evaluate.py'])[0]}", "--submission_file", str(sub)], evaluator=True,
+               cwd=str(ws), env={"SYNTHSCI_SPLIT": "validation", "SYNTHSCI_HIDDEN": "/task/hidden"})
+    for line in reversed(r.output.strip().splitlines()):
+        try: d = json.loads(line)
+        except ValueError: continue
+        if isinstance(d, dict) and d: return d
+    return None
+
+def sealed_cost(n):
+    "One `validate` of the same submission: as before sealing (without and with the cgroup), and sealed, interleaved."
+    from synthsci.aci import load_task, prepare_workspace, task_yaml
+    from synthsci.seal import score_submission
+    fix = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "tasks" / "wine"
+    task, cfg = load_task(fix), task_yaml(fix)
+    ws = prepare_workspace(task, Path(tempfile.mkdtemp(prefix="synthsci-bench-")) / "ws")
+    subprocess.run([sys.executable, "baseline.py"], cwd=ws, check=True, capture_output=True)
+    lim = SandboxLimits(timeout=60)
+    sb = BwrapSandbox(ws, lim, hidden={task.path: "/task"})
+    without_cgroup = BwrapSandbox(ws, SandboxLimits(timeout=60, total_memory_bytes=None, total_procs=None), hidden={task.path: "/task"})
+    before, old_t, new_t = [], [], []
+    for _ in range(n):
+        t = time.perf_counter(); first = unsealed_validate(task, cfg, ws, without_cgroup); before.append(time.perf_counter() - t)   # as before this change
+        t = time.perf_counter(); old = unsealed_validate(task, cfg, ws, sb); old_t.append(time.perf_counter() - t)
+        t = time.perf_counter(); new = score_submission(task, cfg, ws, "validation", backend="bwrap", limits=lim, timeout=60); new_t.append(time.perf_counter() - t)
+        assert first == old == new.metrics, (first, old, new)   # the same score every way
+    return before, old_t, new_t
+
 def session_round_trip(sb, n):
     with ShellSession(sb) as sh:
         times = []
@@ -61,7 +95,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions; writes no results file")
     a = ap.parse_args(argv)
-    n_start, n_rt, n_work = (30, 200, 4) if a.quick else (150, 2000, 16)
+    n_start, n_rt, n_work, n_seal = (30, 200, 4, 8) if a.quick else (150, 2000, 16, 40)
     ws = tempfile.mkdtemp(prefix="synthsci-bench-")
     sb = BwrapSandbox(ws, SandboxLimits(timeout=60))
     sb.run("true"); subprocess.run([sys.executable, "-c", "pass"])  # warm the caches
@@ -85,6 +119,10 @@ def main(argv=None):
               f"the cgroup adds {cg_extra:.2f} ms")
     else:
         print("  no cgroup can be made here: the totals are not enforced, and cost nothing")
+    before, unsealed, sealed = sealed_cost(n_seal)
+    seal_extra, seal_own = round(ms(sealed) - ms(before), 2), round(ms(sealed) - ms(unsealed), 2)
+    print(f"validate on the wine fixture: before this change {ms(before)} ms, unsealed with today's sandbox {ms(unsealed)} ms, "
+          f"sealed {ms(sealed)} ms: {seal_extra:.2f} ms more than before, of which the sealing itself {seal_own:.2f} ms ({n_seal} each, interleaved)")
     rt = session_round_trip(sb, n_rt)
     print(f"session round trip of `true`: median {ms(rt)} ms, p90 {round(sorted(rt)[int(0.9 * len(rt))] * 1000, 2)} ms ({n_rt} commands)")
     w = workers(sb, n_work)
@@ -95,12 +133,15 @@ def main(argv=None):
                bare_median_ms=ms(bare), bwrap_median_ms=ms(boxed), bwrap_extra_median_ms=round(extra, 2),
                bwrap_extra_median_ms_without_process_limit=round(extra2, 2), cgroup=sb.cgroup, cgroup_extra_median_ms=cg_extra, root=root,
                root_runs_as_uid=sb.user[0] if root else None,
-               session_round_trip_median_ms=ms(rt), workers=w, repetitions=dict(start=n_start, round_trip=n_rt))
+               session_round_trip_median_ms=ms(rt), workers=w, repetitions=dict(start=n_start, round_trip=n_rt, validate=n_seal),
+               validate_median_ms=dict(before=ms(before), unsealed_today=ms(unsealed), sealed=ms(sealed)),
+               sealed_validate_extra_median_ms=seal_extra, sealing_own_extra_median_ms=seal_own)
     if not a.quick:
         out = Path(__file__).parent / "results" / "sandbox.json"
         out.parent.mkdir(exist_ok=True); out.write_text(json.dumps(res, indent=2) + "\n")
         print(f"wrote {out}")
-    print(f"bwrap extra median{' (as root)' if root else ''}: {extra:.1f} ms over bare {ms(bare)} ms (target <= 20 ms); "
+    print(f"sealed validate extra median: {seal_extra:.1f} ms over before (target < 50 ms); "
+          f"bwrap extra median{' (as root)' if root else ''}: {extra:.1f} ms over bare {ms(bare)} ms (target <= 20 ms); "
           f"session round trip median: {ms(rt)} ms (target < 5 ms)")
 
 if __name__ == "__main__": main()

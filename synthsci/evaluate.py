@@ -13,10 +13,11 @@ from .core import (EvalResult, Record, RunConfig, SynthsciError, Task, atomic_wr
 from .catalog import CATALOG, find_dataset
 from .aci import load_task
 from .aup import aup_report, score_tables
+from .templates import evaluate_code
 from .mlgym import AgentLimits, attempt, baseline_result, build_task, mlgym_tasks, skip_reason, write_tables
 
 # %% auto 0
-__all__ = ['EVALUATE', 'BASELINE', 'BASELINES', 'DESCRIPTION', 'SUITE_VERSION', 'table_of', 'make_suite_task', 'make_eval_suite',
+__all__ = ['BASELINE', 'BASELINES', 'DESCRIPTION', 'SUITE_VERSION', 'table_of', 'make_suite_task', 'make_eval_suite',
            'evaluate_students', 'EvalOptions', 'trained_student', 'eval_methods', 'eval_tasks', 'run_evaluate',
            'AUPResult', 'usable_tables', 'aup_of', 'run_aup', 'FigureSet', 'run_figures']
 
@@ -42,28 +43,6 @@ def table_of(entry) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 # %% ../nbs/42_evaluate.ipynb
-EVALUATE = '''"""Score submission.csv on one split's hidden labels; print a JSON dict of metrics."""
-import argparse, json, os
-import pandas as pd
-
-TARGET, METRIC = {target!r}, {metric!r}
-p = argparse.ArgumentParser()
-p.add_argument("--submission_file", default="submission.csv")
-args = p.parse_args()
-split = os.environ.get("SYNTHSCI_SPLIT", "test")   # 'validation' for validate, 'test' for submit
-truth = pd.read_csv(os.path.join(os.environ.get("SYNTHSCI_HIDDEN", "hidden"), f"{{split}}.csv"))
-sub = pd.read_csv(args.submission_file)
-if "id" not in sub.columns or TARGET not in sub.columns:
-    raise SystemExit(f"submission.csv needs the columns id and {{TARGET}}; it has {{list(sub.columns)}}")
-m = truth.merge(sub[["id", TARGET]], on="id", how="left", suffixes=("", "_pred"))
-if m[TARGET + "_pred"].isna().any():
-    raise SystemExit(f"submission.csv misses {{int(m[TARGET + '_pred'].isna().sum())}} of the ids in data/test.csv")
-y, pred = m[TARGET].to_numpy(), m[TARGET + "_pred"].to_numpy()
-if METRIC == "accuracy": score = float((y == pred).mean())
-else: score = float(1 - ((y - pred.astype(float)) ** 2).sum() / ((y - y.mean()) ** 2).sum())
-print(json.dumps({{METRIC: round(score, 4)}}))
-'''
-
 BASELINE = '''"""Baseline: {doc}."""
 import pandas as pd
 from sklearn.{module} import {model_class}
@@ -88,7 +67,7 @@ Write submission.csv with the columns `id` and `{target}`, one row per row of da
 The metric is {metric} (higher is better)."""
 
 # %% ../nbs/42_evaluate.ipynb
-SUITE_VERSION = 1   # bump when the generator changes: suite folders of another version are rebuilt
+SUITE_VERSION = 2   # bump when the generator changes: suite folders of another version are rebuilt (2: the shared evaluator)
 
 def _run(args, cwd, **env) -> str:
     import os
@@ -132,7 +111,7 @@ def _write_suite_task(tmp: Path, e, df, target: str, metric: str, seed: int, key
     fill = train[target].mode().iloc[0] if metric == "accuracy" else round(float(train[target].mean()), 4)
     pd.DataFrame({"id": rest["id"], target: fill}).to_csv(tmp / "sample_submission.csv", index=False)
     doc, module, cls, model = BASELINES[metric]
-    (tmp / "evaluate.py").write_text(EVALUATE.format(target=target, metric=metric))
+    (tmp / "evaluate.py").write_text(evaluate_code(target, metric))
     (tmp / "baseline.py").write_text(BASELINE.format(doc=doc, module=module, model_class=cls, model=model, target=target))
     _run(["baseline.py"], tmp)
     score = json.loads(_run(["evaluate.py", "--submission_file", "submission.csv"], tmp, SYNTHSCI_SPLIT="test",

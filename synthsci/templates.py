@@ -9,8 +9,8 @@ from typing import Callable, Optional
 from .core import stable_hash
 
 # %% auto 0
-__all__ = ['METRIC_CODE', 'EVALUATE', 'BASELINES', 'BUGS', 'DESCRIPTION', 'QUICK_BUGS', 'evaluate_code', 'baseline_code',
-           'files_answer', 'parse_files', 'task_files', 'spec_from_prompt', 'scripted_taskgen']
+__all__ = ['METRIC_CODE', 'EVALUATE', 'REJECTIONS', 'BASELINES', 'BUGS', 'DESCRIPTION', 'QUICK_BUGS', 'evaluate_code',
+           'baseline_code', 'files_answer', 'parse_files', 'task_files', 'spec_from_prompt', 'scripted_taskgen']
 
 # %% ../nbs/13b_templates.ipynb
 METRIC_CODE = {  # metric -> a line computing `score` from the labels `y` and the predictions `p` (numpy arrays)
@@ -25,22 +25,81 @@ METRIC_CODE = {  # metric -> a line computing `score` from the labels `y` and th
     "roc_auc": "from sklearn.metrics import roc_auc_score; score = roc_auc_score(labels(y), p.astype(float))",
 }
 
-EVALUATE = '''"""Score a submission on one split's hidden labels and print a JSON dict of metrics."""
-import argparse, json, os
+# %% ../nbs/13b_templates.ipynb
+EVALUATE = '''"""Score a submission on one split's hidden labels and print a JSON dict of metrics.
+
+The submission is checked before anything is scored: a CSV file with exactly the columns id and __TARGET__, one row for
+each id of data/test.csv (none missing, none extra, none twice) and a prediction in every row, a finite number where the
+predictions are numbers. A bad one exits with status 1 and one line on stderr: `submission rejected: <reason>: <why>`."""
+import argparse, io, json, os, sys, warnings
 import numpy as np, pandas as pd
 
+warnings.simplefilter("ignore")   # stderr carries one line: the verdict
 TARGET = "__TARGET__"
 p = argparse.ArgumentParser()
 p.add_argument("--submission_file", default="submission.csv")
 args = p.parse_args()
 split = os.environ.get("SYNTHSCI_SPLIT", "validation")   # 'validation' for validate, 'test' for the final submission
+
+def reject(reason, why, what="submission"):
+    "Stop with status 1 and no score, saying why on one line."
+    raise SystemExit(f"{what} rejected: {reason}: " + " ".join(str(why).split())[:500])
+
+def keys(ids):
+    "Ids as text, a number written one way (7, 7.0 and ' 7' are the same id)."
+    s = pd.Series(ids).astype(str).str.strip()
+    n = pd.to_numeric(s, errors="coerce")
+    whole = n.notna() & (n % 1 == 0) & (n.abs() < 2 ** 53)
+    return s.mask(whole, n[whole].astype("int64").astype(str))
+
+# the submission: a CSV file with the columns id and TARGET, read twice: as pandas types it, and as the text written
+f = args.submission_file
+try:
+    with open(f, "rb") as fh: raw = fh.read()
+except OSError as e: reject("unreadable", f"cannot read {f}: {e.strerror or e}")
+if not raw.strip(): reject("empty", f"{f} is empty: write the header id,{TARGET} and one row per id of data/test.csv")
+try:
+    if bytes(1) in raw: raise ValueError("it holds NUL bytes, as binary files do")
+    text = raw.decode("utf-8-sig")
+    sub = pd.read_csv(io.StringIO(text))
+    cells = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+except Exception as e: reject("unparseable", f"{f} is not a UTF-8 CSV file ({type(e).__name__}: {e})")
+if len(sub) == 0: reject("empty", f"{f} has no rows under its header: write one row per id of data/test.csv")
+cols = [str(c) for c in sub.columns]
+lack, extra = [c for c in ("id", TARGET) if c not in cols], [c for c in cols if c not in ("id", TARGET)]
+if lack or extra:
+    reject("columns", f"the columns must be exactly id and {TARGET}; " + "; ".join(([f"missing: {', '.join(lack)}"] if lack else [])
+           + ([f"extra: {', '.join(extra)}"] if extra else [])) + (" (an index? write with index=False)" if any(c.startswith("Unnamed:") for c in extra) else ""))
+
+# its ids: exactly those of data/test.csv, each once
+try: want = keys(pd.read_csv("data/test.csv", usecols=["id"], dtype=str, keep_default_na=False)["id"])
+except Exception as e: raise SystemExit(f"evaluator error: cannot read the ids of data/test.csv in {os.getcwd()}: {e}")
+ids = keys(cells["id"])
+if (ids == "").any(): reject("missing_values", f"{int((ids == '').sum())} of the {len(ids)} rows have no id")
+twice = ids.duplicated()
+if twice.any(): reject("duplicate_ids", f"{int(twice.sum())} rows repeat an id given in an earlier row (repeated ids: {ids[twice].nunique()}, e.g. {ids[twice].iloc[0]}); "
+                       "give each id of data/test.csv exactly one row")
+lost, alien = ~want.isin(set(ids)), ~ids.isin(set(want))
+if lost.any(): reject("missing_ids", f"{int(lost.sum())} of the {len(want)} ids of data/test.csv have no row (e.g. {want[lost].iloc[0]})"
+                      + (f"; and {int(alien.sum())} rows have ids that data/test.csv does not have" if alien.any() else ""))
+if alien.any(): reject("extra_ids", f"{int(alien.sum())} rows have ids that data/test.csv does not have (e.g. {ids[alien].iloc[0]}); predict exactly its {len(want)} rows")
+if len(ids) != len(want): reject("row_count", f"{len(ids)} rows, but data/test.csv has {len(want)}")
+
+# its predictions: one in every row, finite where they are numbers
+pred = sub[TARGET]
+blank = (cells[TARGET].str.strip() == "").to_numpy()
+if blank.any(): reject("missing_values", f"{int(blank.sum())} of the {len(pred)} rows have no prediction (e.g. id {ids[blank].iloc[0]})")
+if pd.api.types.is_numeric_dtype(pred):
+    bad = ~np.isfinite(pred.to_numpy(float))
+    if bad.any(): reject("non_finite", f"{int(bad.sum())} predictions are not finite numbers (e.g. id {ids[bad].iloc[0]}: {cells[TARGET][bad].iloc[0]})")
+elif pred.isna().any(): reject("missing_values", f"{int(pred.isna().sum())} predictions read as missing (e.g. id {ids[pred.isna().to_numpy()].iloc[0]}: {cells[TARGET][pred.isna().to_numpy()].iloc[0]})")
+
+# the split's hidden labels (a subset of those ids) beside the predictions, in the labels' order
 truth = pd.read_csv(os.path.join(os.environ.get("SYNTHSCI_HIDDEN", "hidden"), f"{split}.csv"))
-sub = pd.read_csv(args.submission_file)
-if "id" not in sub.columns or TARGET not in sub.columns:
-    raise SystemExit(f"submission.csv must have the columns id,{TARGET}; got {list(sub.columns)}")
-m = truth.merge(sub[["id", TARGET]].drop_duplicates("id"), on="id", how="left", suffixes=("", "_pred"))
-if m[TARGET + "_pred"].isna().any():
-    raise SystemExit(f"submission.csv has no prediction for {int(m[TARGET + '_pred'].isna().sum())} of the {len(m)} ids scored")
+at = keys(truth["id"]).map(pd.Series(np.arange(len(ids)), index=ids.to_numpy()))
+if at.isna().any(): raise SystemExit(f"evaluator error: {int(at.isna().sum())} ids of the {split} labels are not in data/test.csv")
+m = truth.copy()
+m[TARGET + "_pred"] = pred.to_numpy()[at.to_numpy(int)]
 
 def labels(a):
     "Class labels compared as numbers when they look like numbers (1 == 1.0), else as text."
@@ -49,8 +108,12 @@ def labels(a):
 
 y, p = m[TARGET].to_numpy(), m[TARGET + "_pred"].to_numpy()
 __SCORE__
+if not np.isfinite(score): reject("non_finite", f"the __METRIC__ of this submission is {score}", "score")
 print(json.dumps({"__METRIC__": round(float(score), 6)}))
 '''
+
+REJECTIONS = ("unreadable", "empty", "unparseable", "columns", "missing_values", "duplicate_ids", "missing_ids", "extra_ids",
+              "row_count", "non_finite")   # the reasons an evaluator gives, in the order it checks them
 
 def evaluate_code(target: str, metric: str) -> str:
     "The evaluator of a task that scores `metric` on the column `target`."

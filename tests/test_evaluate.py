@@ -9,6 +9,7 @@ from synthsci.catalog import CATALOG
 from synthsci.evaluate import (EVAL_SUITE_DATASETS, AUPResult, FigureSet, eval_methods, EvalOptions, is_eval_suite_dataset,
                                make_eval_suite, run_aup, run_evaluate, run_figures)
 from synthsci.mlgym import AgentLimits, attempt, scripted_runner
+from synthsci.templates import evaluate_code
 
 say = lambda cmd: f"DISCUSSION\nNext step.\n```\n{cmd}\n```"
 SMALL = "{sklearn/breast_cancer: accuracy, statsmodels/fair: r2}"
@@ -38,6 +39,7 @@ def test_suite_is_seeded_hides_its_labels_and_records_a_true_baseline(tmp_path):
         hidden = pd.concat([pd.read_csv(folder / "hidden/validation.csv"), pd.read_csv(folder / "hidden/test.csv")])
         assert sorted(hidden.id) == sorted(pd.read_csv(folder / "data/test.csv").id)
         assert t.direction == "max" and t.metric in t.baseline_scores[0]
+        assert (folder / "evaluate.py").read_text() == evaluate_code(target, t.metric)   # the template every task's evaluator comes from
     assert len(pd.read_csv(Path(a[2].path) / "data/train.csv").columns) == 26      # id, 24 steps, label
     work = tmp_path / "work"; shutil.copytree(a[0].path, work)                         # the recorded baseline is the real one
     subprocess.run([sys.executable, "baseline.py"], cwd=work, check=True, capture_output=True)

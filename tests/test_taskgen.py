@@ -14,7 +14,7 @@ from synthsci.core import DatasetCard, Proposal, Task, load_config, Run, write_j
 from synthsci.llm import ScriptedLLM
 from synthsci.proposals import METRICS, read_rejections
 from synthsci.taskgen import TaskgenOptions, code_files, generate_task, run_taskgen, split_task_data
-from synthsci.templates import BASELINES, files_answer, parse_files, scripted_taskgen, task_files
+from synthsci.templates import BASELINES, evaluate_code, files_answer, parse_files, scripted_taskgen, task_files
 from synthsci.validate import label_leaks
 
 
@@ -55,6 +55,8 @@ def test_every_kind_of_task_gets_data_and_code(tmp_path, kind):
     files = {n: (Path(t.path) / n).read_text() for n in ("baseline.py", "evaluate.py")}
     for code in files.values(): compile(code, "x.py", "exec")
     assert f'"{t.metric}"' in files["evaluate.py"]
+    spec = json.loads((Path(t.path) / "taskgen.json").read_text())["spec"]
+    assert files["evaluate.py"] == evaluate_code(spec["target"], t.metric)      # the one evaluator template, the suite's too
 
 
 def test_forecasting_keeps_time_order_and_hides_the_future(tmp_path):

@@ -193,7 +193,7 @@ class ACI:
         self.task, self.cfg, self.window = task, task_yaml(task.path), window
         self.workspace = prepare_workspace(task, workspace).resolve()
         self.command_timeout, self.training_timeout = command_timeout, float(training_timeout or task.training_timeout)
-        self.sandbox = get_sandbox(backend, self.workspace, limits=limits)   # scoring makes its own sandbox (synthsci.seal)
+        self.sandbox = get_sandbox(backend, self.workspace, limits=limits, mount_at=self.cfg.get("workspace_path"))   # scoring makes its own sandbox (synthsci.seal)
         self.last: Optional[Score] = None   # the latest validate or submit
         self.shell, self.open_file, self.first = None, None, 1
         self.shell = ShellSession(self.sandbox)
@@ -276,7 +276,7 @@ def evaluate(self, split: str) -> tuple[Optional[dict], str]:
     if s.rejection is not None and s.rejection.reason == "missing": return None, MESSAGES["not_found"]
     if s.rejection is not None: return None, MESSAGES["rejected"].format(r=s.rejection)
     if s.metrics is None: return None, MESSAGES["eval_error"].format(out=s.output.strip()[-2000:])
-    return s.metrics, MESSAGES["validated"].format(path=self.workspace / s.artefact, baseline=(self.task.baseline_scores or [{}])[0], score=s.metrics)
+    return s.metrics, MESSAGES["validated"].format(path=f"{self.sandbox.inside}/{s.artefact}", baseline=(self.task.baseline_scores or [{}])[0], score=s.metrics)
 
 def _events(self) -> list[dict]:
     "The events of the latest scoring: a refused submission (not a missing one), attempts blocked by the sealing."

@@ -374,10 +374,12 @@ def _check_str(s, what: str) -> str:
 class _Base:
     name = "?"
     def __init__(self, workspace=".", limits: Optional[SandboxLimits] = None, ro_binds: Optional[dict] = None,
-                 hidden: Optional[dict] = None, gpus: bool = False, network: bool = False):
+                 hidden: Optional[dict] = None, gpus: bool = False, network: bool = False, mount_at: Optional[str] = None):
         ws = Path(workspace).expanduser()
         if not ws.is_dir(): raise SynthsciError(f"sandbox workspace {ws} does not exist or is not a folder: create it first")
+        if mount_at is not None and not str(mount_at).startswith("/"): raise SynthsciError(f"mount_at {mount_at!r} must be an absolute path")
         self.workspace, self.limits, self.gpus, self.network = ws.resolve(), limits or SandboxLimits(), gpus, network
+        self.inside = str(mount_at or self.workspace)   # where commands see the workspace (MLGym's tasks expect /home/agent/workspace)
         self.ro_binds, self.hidden = self._binds(ro_binds, "ro_binds"), self._binds(hidden, "hidden")
 
     @staticmethod
@@ -397,15 +399,15 @@ class _Base:
         return cmd
 
     def _env(self, env) -> dict:
-        e = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": str(self.workspace), **_SAFE_ENV}
+        e = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "HOME": self.inside, **_SAFE_ENV}
         for k, v in (env or {}).items():
             if not k or "=" in k: raise SynthsciError(f"environment variable name {k!r} is not valid")
             e[_check_str(k, "environment variable name")] = _check_str(str(v), f"environment variable {k}")
         return e
 
     def _cwd(self, cwd) -> str:
-        if cwd is None: return str(self.workspace)
-        return _check_str(str(cwd) if str(cwd).startswith("/") else str(self.workspace / cwd), "cwd")
+        if cwd is None: return self.inside
+        return _check_str(str(cwd) if str(cwd).startswith("/") else f"{self.inside}/{cwd}", "cwd")
 
     def run(self, cmd, *, timeout: Optional[float] = None, env: Optional[dict] = None, cwd: Optional[str] = None,
             stdin: Optional[str] = None, evaluator: bool = False) -> ExecResult:
@@ -452,8 +454,8 @@ _ROOT_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_READ_SEARCH") 
 class BwrapSandbox(_Base):
     "Bubblewrap: own network, PID, IPC, UTS and user namespaces; read-only system; the workspace is the only writable place. As root, commands run as `run_as` (default: the workspace's owner, else nobody)."
     name = "bwrap"
-    def __init__(self, workspace=".", limits=None, ro_binds=None, hidden=None, gpus=False, network=False, run_as=None):
-        super().__init__(workspace, limits, ro_binds, hidden, gpus, network)
+    def __init__(self, workspace=".", limits=None, ro_binds=None, hidden=None, gpus=False, network=False, run_as=None, mount_at=None):
+        super().__init__(workspace, limits, ro_binds, hidden, gpus, network, mount_at)
         self.user = _sandbox_user(self.workspace, run_as) if os.geteuid() == 0 else None  # as root: who commands run as
         if self.cgroup is None and (self.limits.total_memory_bytes or self.limits.total_procs): _warn_no_cgroup()
         if self.user is None: return
@@ -499,9 +501,9 @@ class BwrapSandbox(_Base):
         prefixes = [p for p in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(sys.executable).resolve().parent.parent)})
                     if p != "/usr" and not p.startswith("/usr/")]
         ro, hidden = [(p, p) for p in prefixes] + list(self.ro_binds.items()), list(self.hidden.items()) if evaluator else []
-        a += _dirs([d for _, d in ro + hidden] + [str(self.workspace)])
+        a += _dirs([d for _, d in ro + hidden] + [self.inside])
         for h, d in ro: a += ["--ro-bind", h, d]
-        a += ["--ro-bind" if evaluator else "--bind", str(self.workspace), str(self.workspace)]
+        a += ["--ro-bind" if evaluator else "--bind", str(self.workspace), self.inside]
         for h, d in hidden: a += ["--ro-bind", h, d]
         if self.gpus:
             devs = [f"/dev/{n}" for n in os.listdir("/dev") if n.startswith("nvidia") and n[6:].isdigit()] + [f"/dev/{d}" for d in _GPU_DEVS]
@@ -541,15 +543,15 @@ class DockerSandbox(_Base):
     "A throwaway container per command (`docker run --rm --network none ...`)."
     name = "docker"
     def __init__(self, workspace=".", limits=None, ro_binds=None, hidden=None, gpus=False, network=False,
-                 image: str = "python:3.11-slim", docker: str = "docker"):
-        super().__init__(workspace, limits, ro_binds, hidden, gpus, network)
+                 image: str = "python:3.11-slim", docker: str = "docker", mount_at=None):
+        super().__init__(workspace, limits, ro_binds, hidden, gpus, network, mount_at)
         self.image, self.docker = image, docker
 
     def argv(self, cmd, cwd=None, evaluator=False, env=None, name="synthsci", stdin=False) -> list[str]:
         L, ws = self.limits, str(self.workspace)
         a = [self.docker, "run", "--rm", "--name", name, "--network", "bridge" if self.network else "none",
              "--read-only", "--tmpfs", f"/tmp:size={L.tmp_bytes}" if L.tmp_bytes else "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-             "--user", f"{os.getuid()}:{os.getgid()}", "-v", f"{ws}:{ws}{':ro' if evaluator else ''}", "-w", self._cwd(cwd)]
+             "--user", f"{os.getuid()}:{os.getgid()}", "-v", f"{ws}:{self.inside}{':ro' if evaluator else ''}", "-w", self._cwd(cwd)]
         if stdin: a.append("-i")
         if L.max_procs: a += ["--pids-limit", str(L.max_procs)]
         if L.memory_bytes: a += ["--memory", str(L.memory_bytes), "--memory-swap", str(L.memory_bytes)]
@@ -573,6 +575,7 @@ class SubprocessSandbox(_Base):
     name = "subprocess"
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
+        if self.inside != str(self.workspace): raise SynthsciError(f"the subprocess backend cannot present the workspace at {self.inside}: use --backend bwrap or docker")
         warnings.warn("the subprocess sandbox isolates nothing: task code can read your files and reach the network; "
                       "use the bwrap backend for untrusted code", RuntimeWarning, stacklevel=2)
 

@@ -316,7 +316,7 @@ os._exit(0)
 
 # %% ../nbs/02b_seal.ipynb
 def _stage(task: Task, cfg: dict, scratch: Path) -> dict:
-    "Copy `task`'s pristine starter files into `scratch`; return the read-only mounts of its starter folders."
+    "Copy `task`'s pristine starter files into `scratch`; return its starter folders to mount read-only (host path -> name in the workspace)."
     src, mounts = Path(task.path), {}
     secret = [(src / s).resolve() for s in cfg.get("secret_files") or []]
     starter = cfg.get("starter_code") or [p.name for p in src.iterdir() if p.name != "task.yaml" and not p.name.startswith(".")]
@@ -325,7 +325,7 @@ def _stage(task: Task, cfg: dict, scratch: Path) -> dict:
         rp = p.resolve()
         if any(rp == x or x.is_relative_to(rp) or rp.is_relative_to(x) for x in secret): continue
         dest = scratch / Path(s).name
-        if p.is_dir(): dest.mkdir(exist_ok=True); mounts[str(rp)] = str(dest)
+        if p.is_dir(): dest.mkdir(exist_ok=True); mounts[str(rp)] = dest.name
         elif p.is_file(): shutil.copyfile(p, dest)
     return mounts
 
@@ -416,21 +416,22 @@ def evaluate_snapshot(task: Task, cfg: dict, snap, split: str, *, backend: Optio
     scratch = Path(tempfile.mkdtemp(prefix="synthsci-eval-"))
     try:
         scratch.chmod(0o755)
-        mounts = _stage(task, cfg, scratch)
+        inside = cfg.get("workspace_path") or str(scratch)   # where the evaluator sees its folder (MLGym's: /home/agent/workspace)
+        mounts = {h: f"{inside}/{name}" for h, name in _stage(task, cfg, scratch).items()}
         shutil.copytree(snap, scratch, dirs_exist_ok=True)
         args, shown = [], submission or (names[0] if names else "")
-        if kind == "CSVSubmissionTasks": args = ["--submission_file", str(scratch / (submission or names[0]))]
+        if kind == "CSVSubmissionTasks": args = ["--submission_file", f"{inside}/{submission or names[0]}"]
         elif kind == "ModelSubmissionTasks":
             ymls = sorted(p.name for p in scratch.glob("*.yaml"))
             if not ymls: return Score(rejection=Rejection("missing", "no *.yaml config in the workspace"), sealed=False)
-            args, shown = ["--config_fname", str(scratch / ymls[0])], ymls[0]
+            args, shown = ["--config_fname", f"{inside}/{ymls[0]}"], ymls[0]
         agent_modules = [PurePosixPath(n).stem for n in names if n.endswith(".py")] if kind == "PythonSubmissionTasks" else []
         secret = (cfg.get("secret_files") or ["hidden"])[0]
         run_env = {"SYNTHSCI_SPLIT": split, "SYNTHSCI_HIDDEN": f"/task/{secret}", **(env or {})}
-        sb = get_sandbox(backend, scratch, limits=limits, hidden={task.path: "/task", **(hidden or {}), **mounts})
+        sb = get_sandbox(backend, scratch, limits=limits, hidden={task.path: "/task", **(hidden or {}), **mounts}, mount_at=cfg.get("workspace_path"))
         spec = dict(nonce=nonce, evaluator=f"/task/{ev}", args=args, agent_modules=agent_modules, agent=AGENT, env=sb._env(run_env),
                     workspace_on_path=not sealed_kind(task))   # MLGym's model/LM evaluators import the agent's code: unsealed, and marked so
-        r = sb.run(["python3", "-I", "-c", BOOT], stdin=json.dumps(spec) + "\n", evaluator=True, cwd=str(scratch), timeout=timeout, env=run_env)
+        r = sb.run(["python3", "-I", "-c", BOOT], stdin=json.dumps(spec) + "\n", evaluator=True, cwd=inside, timeout=timeout, env=run_env)
     finally: shutil.rmtree(scratch, ignore_errors=True)
     r.output = r.output.replace(str(scratch), SCRATCH_SHOWN)   # the same text every run (a fix prompt built from it replays from the cache)
     return _read_result(r, nonce, sealed_kind(task), time.monotonic() - t0, shown)

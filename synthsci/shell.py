@@ -48,7 +48,7 @@ def _find_shell(root: int, depth: int = 6) -> Optional[int]:
 class ShellSession:
     "A persistent `bash` inside `sandbox`: cwd, variables and background jobs persist across `run` calls."
     def __init__(self, sandbox, env: Optional[dict] = None, cwd: Optional[str] = None):
-        self.sandbox, self.env, self.cwd, self.proc = sandbox, env, cwd or str(sandbox.workspace), None
+        self.sandbox, self.env, self.cwd, self.proc = sandbox, env, cwd or getattr(sandbox, "inside", str(sandbox.workspace)), None
         self.restarts = 0
         self._start()
 

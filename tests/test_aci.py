@@ -108,3 +108,25 @@ def test_task_folder_errors(tmp_path):
     (tmp_path / "hidden").mkdir()
     with pytest.raises(SynthsciError, match="holds secret files"): prepare_workspace(load_task(tmp_path), tmp_path / "ws")
     with pytest.raises(ACIError): parse_action("insert 3\nno end")
+
+
+def test_workspace_path_presents_the_workspace_where_mlgym_puts_it(tmp_path):
+    "An evaluator that opens /home/agent/workspace/... (as MLGym's House Price and Titanic do) scores; the agent works there too."
+    import yaml
+    task = tmp_path / "task"; (task / "data").mkdir(parents=True)
+    (task / "data/answer.csv").write_text("id,y\n1,1\n2,0\n")
+    (task / "sample_submission.csv").write_text("id,y\n1,0\n2,0\n")
+    (task / "evaluate.py").write_text("import argparse, json, pandas as pd\np = argparse.ArgumentParser(); p.add_argument('--submission_file'); a = p.parse_args()\n"
+                                      "t = pd.read_csv('/home/agent/workspace/data/answer.csv'); s = pd.read_csv(a.submission_file)\n"
+                                      "m = t.merge(s, on='id', suffixes=('', '_p')); print(json.dumps({'accuracy': float((m.y == m.y_p).mean())}))\n")
+    (task / "task.yaml").write_text(yaml.safe_dump(dict(id="abs", description="d", metric="accuracy", secret_files=[], workspace_path="/home/agent/workspace",
+                                                        starter_code=["evaluate.py", "sample_submission.csv", "data"])))
+    for p in [tmp_path, *tmp_path.rglob("*")]: p.chmod(0o755 if p.is_dir() else 0o644)
+    a = ACI(load_task(task), tmp_path / "ws", limits=SandboxLimits(timeout=120))
+    try:
+        assert a.step("pwd").observation == "/home/agent/workspace" and a.cwd == "/home/agent/workspace"
+        a.step("printf 'id,y\\n1,1\\n2,1\\n' > /home/agent/workspace/submission.csv")
+        r = a.step("validate")
+        assert r.score == {"accuracy": 0.5} and "/home/agent/workspace/submission.csv" in r.observation, r
+        assert (tmp_path / "ws" / "submission.csv").read_text() == "id,y\n1,1\n2,1\n"   # the host folder is the workspace
+    finally: a.close()

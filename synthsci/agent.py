@@ -11,6 +11,7 @@ from typing import Optional, Protocol, runtime_checkable
 from .core import SynthsciError, Step, Task, Trajectory, atomic_write, stable_hash
 from .llm import Completion, ToolCall, price
 from .aci import ACI, ACI_COMMANDS, rejected_as_attack
+from .seal import artefacts
 
 # %% auto 0
 __all__ = ['PROMPTS', 'TOOLS', 'prompt_hash', 'FormatError', 'parse_response', 'tool_action', 'Policy', 'LLMPolicy',
@@ -198,6 +199,7 @@ def run_agent(task: Task, policy, workspace, cfg: Optional[AgentConfig] = None, 
     try:
         aci = ACI(task, workspace, backend, limits, cfg.window, cfg.command_timeout_s, cfg.training_timeout_s)
         traj.provenance["sandbox"] = aci.sandbox.name
+        traj.provenance["submission_artefacts"] = artefacts(task, aci.cfg)   # what MLGym's `info.submission` names
         fill = dict(window=cfg.window, training_timeout=aci.training_timeout, command_timeout=cfg.command_timeout_s,
                     max_steps=cfg.max_steps, description=task.description, working_dir=aci.cwd)
         traj.messages = [{"role": "system", "content": PROMPTS["tool_system" if cfg.format == "tool_calls" else "system"].format(**fill)},
@@ -235,12 +237,17 @@ def _autosubmit(aci, traj: Trajectory, reason: str):
     traj.exit_status = (f"autosubmission ({reason})" if score else f"submission_rejected ({reason})" if rejected else f"submission_not_found ({reason})")
 
 # %% ../nbs/04_agent.ipynb
+def _submission_name(traj: Trajectory) -> str:
+    "The submitted artefact(s): `submission.csv` for CSV tasks, `strategy.py` for MLGym's games, `workspace` for model tasks."
+    names = traj.provenance.get("submission_artefacts") or ["submission.csv"]
+    return ", ".join("workspace" if n == "." else n for n in names)
+
 def to_mlgym(traj: Trajectory, task: Optional[Task] = None) -> dict:
     "A trajectory as MLGym's `.traj` JSON."
     steps = [{"state": json.dumps(s.state), "response": s.response, "thought": s.thought, "action": s.action,
               "observation": s.observation, "execution_time": s.execution_time, "score": s.score, "events": s.events} for s in traj.steps]
     return {"environment": "synthsci", "trajectory": steps, "history": traj.messages,
-            "info": {"model_stats": traj.model_stats, "exit_status": traj.exit_status, "submission": "submission.csv" if traj.score else None,
+            "info": {"model_stats": traj.model_stats, "exit_status": traj.exit_status, "submission": _submission_name(traj) if traj.score else None,
                      "score": traj.score, "baseline": (task.baseline_scores or [{}])[0] if task else {}, "provenance": traj.provenance,
                      "id": traj.id, "task_id": traj.task_id}}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
 
-from synthsci.agent import AgentConfig, run_agent
+from synthsci.agent import AgentConfig, run_agent, to_mlgym
 from synthsci.aci import load_task, task_yaml
 from synthsci.cards import catalog_card
 from synthsci.core import Proposal, Trajectory
@@ -215,7 +215,7 @@ def test_game_module_shadowing_and_a_linked_strategy(battle, tmp_path):
 def test_game_honest_baseline_keeps_the_published_score(battle, tmp_path):
     t = attack(battle, ["validate", "submit"], tmp_path)
     assert [s["Score"] for s in t.score] == [0.7465, 0.7465] and t.exit_status == "submitted"   # the YAML's baseline_scores
-    assert successful(t)
+    assert successful(t) and to_mlgym(t)["info"]["submission"] == "strategy.py"   # a game submits its strategy, not a CSV
 
 
 # --- family 4: task code (teacher-written) in validation cannot read host files ----------------------------------------

@@ -4,15 +4,17 @@
 
 # %% ../nbs/41_aup.ipynb 2
 from __future__ import annotations
-import argparse, csv, math, sys
-from dataclasses import dataclass
+import argparse, csv, json, math, sys, warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
 from .core import EvalResult, SynthsciError
 
 # %% auto 0
-__all__ = ['EPS', 'N_POINTS', 'MLGYM_MINIMIZE', 'as_table', 'methods_of', 'task_ratios', 'tau_max_of', 'Profiles',
-           'performance_profiles', 'aup', 'read_scores', 'score_tables', 'aup_report', 'aup_main']
+__all__ = ['EPS', 'N_POINTS', 'MLGYM_MINIMIZE', 'DIRECTIONS_FILE', 'as_table', 'methods_of', 'task_ratios', 'AUPWarning',
+           'infeasible_tasks', 'drop_infeasible', 'tau_max_of', 'Profiles', 'performance_profiles', 'aup',
+           'read_scores', 'score_tables', 'read_directions', 'directions_beside', 'minimize_of', 'aup_report',
+           'aup_main']
 
 # %% ../nbs/41_aup.ipynb
 EPS = 0.05          # an infeasible or missing method gets (1 + EPS) times the task's worst feasible ratio
@@ -34,14 +36,18 @@ def methods_of(table: Mapping) -> list[str]:
     return list(dict.fromkeys(m for row in table.values() for m in row))
 
 # %% ../nbs/41_aup.ipynb
+def _feasible(task: str, row: Mapping[str, float], methods: list[str], minimize: bool, baseline: str) -> tuple[dict[str, float], float]:
+    "The scores of the methods feasible on one task (exists, >= 0, at least as good as the baseline's), and the baseline's score."
+    b = row.get(baseline, math.nan)
+    if math.isnan(b): raise SynthsciError(f"task {task!r}: the baseline {baseline!r} has no score; AUP needs it on every task")
+    def ok(s): return not math.isnan(s) and s >= 0 and (s <= b if minimize else s >= b)
+    return {m: row[m] for m in methods if ok(row.get(m, math.nan))}, b
+
 def task_ratios(task: str, row: Mapping[str, float], methods: list[str], minimize: bool = False,
                 baseline: str = "baseline", eps: float = EPS) -> tuple[dict[str, float], float]:
     "Each method's ratio on one task and the task's worst feasible ratio."
-    b = row.get(baseline, math.nan)
-    if math.isnan(b): raise SynthsciError(f"task {task!r}: the baseline {baseline!r} has no score; AUP needs it on every task")
-    def feasible(s): return not math.isnan(s) and s >= 0 and (s <= b if minimize else s >= b)
-    ok = {m: row[m] for m in methods if feasible(row.get(m, math.nan))}
-    if not ok: raise SynthsciError(f"task {task!r}: no method scores >= 0 and at least the baseline's {b}; drop the task")
+    ok, b = _feasible(task, row, methods, minimize, baseline)
+    if not ok: raise SynthsciError(f"task {task!r}: no method scores >= 0 and at least the baseline's {b}; AUP leaves such a task out")
     best, worst = (min if minimize else max)(ok.values()), (max if minimize else min)(ok.values())
     def ratio(s):
         if s == best: return 1.0
@@ -51,16 +57,53 @@ def task_ratios(task: str, row: Mapping[str, float], methods: list[str], minimiz
     return {m: ratio(ok[m]) if m in ok else (1 + eps) * r_worst for m in methods}, r_worst
 
 # %% ../nbs/41_aup.ipynb
-def _check_minimize(tables, minimize) -> set[str]:
-    tasks = {t for table in tables for t in table}
-    unknown = [t for t in minimize if t not in tasks]
-    if unknown: raise SynthsciError(f"lower-is-better task(s) {unknown} are not in the table; tasks are: {', '.join(sorted(tasks))}")
-    return set(minimize)
+class AUPWarning(UserWarning):
+    "AUP left a task out of the comparison: no method is feasible on it."
+
+def infeasible_tasks(tables: Mapping[str, Mapping], minimize: Iterable[str] = (), baseline: str = "baseline") -> dict[str, str]:
+    "The tasks on which no method is feasible in some of `tables` (`{name: table}`), each with the reason."
+    minimize, found = set(minimize), {}
+    for name, table in tables.items():
+        table = as_table(table); methods = methods_of(table)
+        for t, row in table.items():
+            ok, b = _feasible(t, row, methods, t in minimize, baseline)
+            if not ok: found.setdefault(t, []).append(f"{name} (baseline {b:g})")
+    return {t: f"no method is feasible (none scores >= 0 and at least as well as the baseline) in {' and '.join(w)}"
+            for t, w in found.items()}
+
+def drop_infeasible(tables: Mapping[str, Mapping], minimize: Iterable[str] = (), baseline: str = "baseline") -> tuple[dict, dict[str, str]]:
+    "`tables` (`{name: table}`) less the tasks where no method is feasible in any of them, and those tasks with the reason."
+    tables, minimize = {n: as_table(t) for n, t in tables.items()}, set(minimize)
+    dropped = infeasible_tasks(tables, minimize, baseline)
+    if not dropped: return tables, {}
+    why = "; ".join(f"{t!r}: {r}" for t, r in dropped.items())
+    kept = {n: {t: row for t, row in table.items() if t not in dropped} for n, table in tables.items()}
+    if not any(kept.values()):
+        raise SynthsciError(f"no task has a feasible method, so AUP is undefined; check the scores and which tasks are lower-is-better ({why})")
+    warnings.warn(f"AUP leaves out {len(dropped)} task(s) and compares the others: {why}", AUPWarning, stacklevel=3)
+    return kept, dropped
+
+# %% ../nbs/41_aup.ipynb
+def _check_tasks(tables, names: Iterable[str], what: str) -> set[str]:
+    "`names` as a set, once each is known to be a task of one of `tables` (else an error listing the tasks)."
+    names, tasks = list(names), {t for table in tables for t in table}
+    unknown = [t for t in names if t not in tasks]
+    if unknown: raise SynthsciError(f"{what} {unknown} are not in the table{'s' if len(tables) > 1 else ''}; tasks are: {', '.join(sorted(tasks))}")
+    return set(names)
+
+def _check_minimize(tables, minimize) -> set[str]: return _check_tasks(list(tables), minimize, "lower-is-better task(s)")
+
+def _check_baseline(table, baseline: str):
+    methods = methods_of(table)
+    if baseline not in methods: raise SynthsciError(f"no baseline column {baseline!r}: methods are {', '.join(methods)}")
 
 def tau_max_of(*tables, minimize: Iterable[str] = (), baseline: str = "baseline", eps: float = EPS) -> float:
     "log10 of the largest ceil((1 + eps) * worst ratio) over every task of every table, rounded up to one decimal."
     tables = [as_table(t) for t in tables]
+    if not any(tables): raise SynthsciError("the tables of scores have no tasks")
     minimize = _check_minimize(tables, minimize)
+    names = ["the table"] if len(tables) == 1 else [f"table {i + 1}" for i in range(len(tables))]
+    tables = list(drop_infeasible(dict(zip(names, tables)), minimize, baseline)[0].values())
     top = max(math.ceil((1 + eps) * task_ratios(t, row, methods_of(table), t in minimize, baseline, eps)[1])
               for table in tables for t, row in table.items())
     return math.ceil(round(math.log10(top) * 10, 9)) / 10
@@ -70,21 +113,25 @@ def tau_max_of(*tables, minimize: Iterable[str] = (), baseline: str = "baseline"
 class Profiles:
     "Performance profiles of a set of methods on a set of tasks, and their AUP (the set matters: report it)."
     methods: list[str]
-    tasks: list[str]
+    tasks: list[str]     # the tasks compared
     ratios: dict     # task -> method -> ratio
     tau: list        # the grid, a numpy array
     rho: dict        # method -> numpy array of the profile on the grid
     aup: dict        # method -> AUP, rounded to 3 decimals
     tau_max: float
+    dropped: dict = field(default_factory=dict)  # task -> why it was left out (no method is feasible on it)
 
 def performance_profiles(scores, minimize: Iterable[str] = (), baseline: str = "baseline", tau_max: Optional[float] = None,
                          eps: float = EPS, n_points: int = N_POINTS) -> Profiles:
-    "The profile and AUP of every method in a table of scores (tasks x methods)."
+    "The profile and AUP of every method in a table of scores (tasks x methods), over the tasks where a method is feasible."
     import numpy as np
     table = as_table(scores)
     if not table: raise SynthsciError("the table of scores has no tasks")
     minimize, methods = _check_minimize([table], minimize), methods_of(table)
-    if baseline not in methods: raise SynthsciError(f"no baseline column {baseline!r}: methods are {', '.join(methods)}")
+    _check_baseline(table, baseline)
+    kept, dropped = drop_infeasible({"the table": table}, minimize, baseline)
+    table = kept["the table"]
+    minimize = {t for t in minimize if t in table}
     ratios = {t: task_ratios(t, row, methods, t in minimize, baseline, eps)[0] for t, row in table.items()}
     if tau_max is None: tau_max = tau_max_of(table, minimize=minimize, baseline=baseline, eps=eps)
     tau = np.linspace(0, tau_max, n_points)
@@ -93,10 +140,10 @@ def performance_profiles(scores, minimize: Iterable[str] = (), baseline: str = "
         log_r = np.log10([ratios[t][m] for t in table])
         rho[m] = (log_r[:, None] <= tau[None, :]).mean(axis=0)
         aup[m] = round(float(np.sum(rho[m][:-1] * np.diff(tau))), 3)
-    return Profiles(methods, list(table), ratios, tau, rho, aup, tau_max)
+    return Profiles(methods, list(table), ratios, tau, rho, aup, tau_max, dropped)
 
 def aup(scores, minimize: Iterable[str] = (), baseline: str = "baseline", **kw) -> dict[str, float]:
-    "Each method's AUP (3 decimals), relative to the methods in `scores`."
+    "Each method's AUP (3 decimals), relative to the methods in `scores`, over the tasks where a method is feasible."
     return performance_profiles(scores, minimize, baseline, **kw).aup
 
 # %% ../nbs/41_aup.ipynb
@@ -124,35 +171,92 @@ def score_tables(results: Iterable[EvalResult]) -> tuple[dict, dict]:
     return best, last
 
 # %% ../nbs/41_aup.ipynb
+DIRECTIONS_FILE = "directions.json"  # the MLGym adapter's sidecar, beside best_attempt.csv and best_submission.csv
+
+def read_directions(path) -> dict[str, str]:
+    "Task -> 'min' or 'max', from a JSON object such as the MLGym adapter's directions.json."
+    path, want = Path(path), 'a JSON object {"task": "min" or "max", ...}'
+    if not path.exists(): raise SynthsciError(f"directions file {path} does not exist")
+    try: d = json.loads(path.read_text())
+    except ValueError as e: raise SynthsciError(f"{path}: not valid JSON ({e}); expected {want}") from None
+    if not isinstance(d, dict): raise SynthsciError(f"{path}: expected {want}, not a JSON {type(d).__name__}")
+    bad = {t: v for t, v in d.items() if v not in ("min", "max")}
+    if bad: raise SynthsciError(f'{path}: a direction is "min" or "max", not {json.dumps(bad)}')
+    return d
+
+def directions_beside(table_path) -> Optional[Path]:
+    "The directions.json in the folder of a score table, or None when there is none."
+    p = Path(table_path).parent / DIRECTIONS_FILE
+    return p if p.is_file() else None
+
+def minimize_of(directions: Optional[Mapping[str, str]] = None, tasks: Optional[Iterable[str]] = None,
+                minimize: Iterable[str] = (), maximize: Iterable[str] = ()) -> list[str]:
+    "The lower-is-better tasks: those `directions` marks 'min' (among `tasks`, when given), plus `minimize`, less `maximize`."
+    minimize, maximize, tasks = list(minimize), list(maximize), None if tasks is None else set(tasks)
+    both = sorted(set(minimize) & set(maximize))
+    if both: raise SynthsciError(f"task(s) {both} are both minimized and maximized; give each task one direction")
+    marked = [t for t, d in (directions or {}).items() if d == "min" and (tasks is None or t in tasks)]
+    return [t for t in dict.fromkeys(marked + minimize) if t not in maximize]
+
+# %% ../nbs/41_aup.ipynb
 def aup_report(best, last=None, minimize: Iterable[str] = (), baseline: str = "baseline", eps: float = EPS) -> dict:
-    "`{'methods', 'tasks', 'tau_max', 'best': Profiles, 'last': Profiles or None}` on one shared tau grid."
-    best = as_table(best); tables = [best]
+    """`{'methods', 'tasks', 'dropped', 'minimize', 'tau_max', 'best': Profiles, 'last': Profiles or None}` on one shared
+    tau grid: `tasks` are those compared, `dropped` those left out (no method feasible) with the reason."""
+    tables = {"best attempt": as_table(best)}
+    if not tables["best attempt"]: raise SynthsciError("the table of scores has no tasks")
     if last is not None:
-        last = as_table(last)
-        if set(last) != set(best) or set(methods_of(last)) != set(methods_of(best)):
+        b, l = tables["best attempt"], as_table(last)
+        if set(l) != set(b) or set(methods_of(l)) != set(methods_of(b)):
             raise SynthsciError("the best and last tables must compare the same methods on the same tasks")
-        tables.append(last)
-    minimize = list(minimize)
-    tau_max = tau_max_of(*tables, minimize=minimize, baseline=baseline, eps=eps)
-    prof = [performance_profiles(t, minimize, baseline, tau_max=tau_max, eps=eps) for t in tables]
-    return dict(methods=prof[0].methods, tasks=prof[0].tasks, tau_max=tau_max, best=prof[0], last=prof[1] if last is not None else None)
+        tables["best submission"] = l
+    minimize = _check_minimize(tables.values(), minimize)
+    _check_baseline(tables["best attempt"], baseline)
+    tables, dropped = drop_infeasible(tables, minimize, baseline)
+    minimize = [t for t in tables["best attempt"] if t in minimize]
+    tau_max = tau_max_of(*tables.values(), minimize=minimize, baseline=baseline, eps=eps)
+    prof = [performance_profiles(t, minimize, baseline, tau_max=tau_max, eps=eps) for t in tables.values()]
+    for p in prof: p.dropped = dict(dropped)
+    return dict(methods=prof[0].methods, tasks=prof[0].tasks, dropped=dropped, minimize=minimize, tau_max=tau_max,
+                best=prof[0], last=prof[1] if last is not None else None)
 
 def aup_main(argv: list[str]) -> int:
-    "synthsci aup BEST.csv [--last LAST.csv] --minimize TASK ...: each method's AUP as CSV."
-    ap = argparse.ArgumentParser(prog="synthsci aup", description="AUP of each method in MLGym-shaped score tables (tasks x methods).")
-    ap.add_argument("best", help="best-attempt scores: first column the task, one column per method, empty = no result")
-    ap.add_argument("--last", help="best-submission scores, same shape; tau_max is then taken over both tables")
-    ap.add_argument("--minimize", nargs="*", default=[], metavar="TASK", help="lower-is-better tasks, e.g. 3-SAT 'Language Modeling'")
+    "synthsci aup BEST.csv [--last LAST.csv] [--minimize TASK ...] [--maximize TASK ...]: each method's AUP as CSV."
+    ap = argparse.ArgumentParser(prog="synthsci aup", description="AUP of each method in MLGym-shaped score tables (tasks x methods). "
+                                 f"Lower-is-better tasks come from {DIRECTIONS_FILE} beside BEST.csv when there is one (the MLGym "
+                                 "adapter writes it) and from --minimize/--maximize, which override it. A task where no method is "
+                                 "feasible is left out, with a warning.")
+    ap.add_argument("best", metavar="BEST.csv", help="best-attempt scores: first column the task, one column per method, empty = no result")
+    ap.add_argument("--last", metavar="LAST.csv", help="best-submission scores, same shape; tau_max is then taken over both tables")
+    ap.add_argument("--directions", metavar="JSON", help=f'task directions, {{"task": "min" or "max", ...}} (default: {DIRECTIONS_FILE} beside BEST.csv, if any)')
+    ap.add_argument("--minimize", action="extend", nargs="+", default=[], metavar="TASK",
+                    help="lower-is-better tasks, repeatable, e.g. --minimize 3-SAT 'Language Modeling'")
+    ap.add_argument("--maximize", action="extend", nargs="+", default=[], metavar="TASK",
+                    help="higher-is-better tasks, repeatable: overrides a 'min' in the directions file")
     ap.add_argument("--baseline", default="baseline", help="the baseline's column (default: baseline)")
     args = ap.parse_args(argv)
     try:
-        rep = aup_report(read_scores(args.best), read_scores(args.last) if args.last else None, args.minimize, args.baseline)
+        best, last = read_scores(args.best), read_scores(args.last) if args.last else None
+        tables = [best] + ([last] if last is not None else [])
+        _check_minimize(tables, args.minimize); _check_tasks(tables, args.maximize, "higher-is-better task(s)")
+        source = Path(args.directions) if args.directions else directions_beside(args.best)
+        directions = read_directions(source) if source else {}
+        tasks = {t for table in tables for t in table}
+        minimize = minimize_of(directions, tasks, args.minimize, args.maximize)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AUPWarning)  # said below, from the report
+            rep = aup_report(best, last, minimize, args.baseline)
     except SynthsciError as e:
         print(f"error: {e}", file=sys.stderr); return 2
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(["method", "best_aup"] + (["last_aup"] if rep["last"] else []))
     for m in rep["methods"]:
         out.writerow([m, f"{rep['best'].aup[m]:.3f}"] + ([f"{rep['last'].aup[m]:.3f}"] if rep["last"] else []))
-    print(f"methods compared ({len(rep['methods'])}): {', '.join(rep['methods'])}; tasks: {len(rep['tasks'])}; "
-          f"lower is better: {', '.join(args.minimize) or 'none'}; tau_max = {rep['tau_max']}", file=sys.stderr)
+    unused = [t for t in directions if t not in tasks]
+    flags = "".join(f"; --{k}: {', '.join(v)}" for k, v in (("minimize", args.minimize), ("maximize", args.maximize)) if v)
+    print(f"directions: from {source}" + (f" (its tasks not in the tables are ignored: {', '.join(unused)})" if unused else "")
+          if source else f"directions: no {DIRECTIONS_FILE} beside {args.best}", end=flags + "\n", file=sys.stderr)
+    print(f"methods compared ({len(rep['methods'])}): {', '.join(rep['methods'])}; tasks compared ({len(rep['tasks'])} of "
+          f"{len(tasks)}): {', '.join(rep['tasks'])}; lower is better: {', '.join(rep['minimize']) or 'none'}; tau_max = {rep['tau_max']}",
+          file=sys.stderr)
+    for t, why in rep["dropped"].items(): print(f"warning: task {t!r} left out: {why}", file=sys.stderr)
     return 0

@@ -22,7 +22,7 @@ STAGE_FUNCS = {  # stage -> 'module:function' taking a RunConfig
 }
 TOOLS = {  # command -> ('module:function' taking argv and returning an exit status, help)
     "sandbox": ("synthsci.sandbox:sandbox_main", "run one command in the sandbox exactly as task code runs"),
-    "aup": ("synthsci.aup:aup_main", "AUP of score tables shaped like MLGym's (BEST.csv [--last LAST.csv] --minimize TASK ...)"),
+    "aup": ("synthsci.aup:aup_main", "AUP of score tables shaped like MLGym's (BEST.csv [--last LAST.csv] [--minimize TASK ...]; directions.json beside BEST.csv is read)"),
     "figures": ("synthsci.plots:figures_main", "draw the reference figures and a run's figures"),
     "view": ("synthsci.viewer:view_main", "render a trajectory as HTML (TRAJ --html OUT)"),
     "mlgym": ("synthsci.mlgym:mlgym_main", "run an agent on the tasks of your MLGym checkout (--mlgym-root DIR) and score them"),

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from synthsci.core import EvalResult, SynthsciError
 from synthsci.aup import (aup, aup_main, aup_report, performance_profiles, read_scores, score_tables, task_ratios,
-                          tau_max_of, MLGYM_MINIMIZE)
+                          tau_max_of, read_directions, minimize_of, drop_infeasible, AUPWarning, MLGYM_MINIMIZE)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mlgym"
 M = ["baseline", "m1", "m2"]
@@ -154,3 +154,153 @@ def test_committed_aup_table_matches_the_code(capsys):
     assert aup_main([str(DATA / "mlgym_v1_best_attempt_scores.csv"), "--last", str(DATA / "mlgym_v1_best_submission_scores.csv"),
                      "--minimize", *MLGYM_MINIMIZE]) == 0
     assert capsys.readouterr().out == (DATA / "aup_v1.csv").read_text()
+
+
+# --- directions (directions.json, --minimize, --maximize) and tasks where no method is feasible ---------------------
+
+# A and B are lower-is-better when the directions say so; C is higher-is-better. Minimizing A changes every AUP.
+HEAD = ["Task", "baseline", "m1", "m2"]
+BEST3 = [HEAD, ["A", 10, 5, 8], ["B", 10, "", 5], ["C", 0.5, 1.0, 0.4]]
+LAST3 = [HEAD, ["A", 10, 6, 8], ["B", 10, "", 7], ["C", 0.5, 0.6, 0.4]]
+# a task where no method is feasible: the baseline is negative, m1 is negative too and m2 has no score
+BLOTTO = ["Blotto", -0.25, -0.3, ""]
+
+
+def _table(rows):
+    return {r[0]: dict(zip(HEAD[1:], r[1:])) for r in rows[1:]}
+
+
+def _cli(capsys, *argv):
+    rc = aup_main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _csv_of(rep):
+    "What the CLI prints on stdout for a report."
+    rows = ["method,best_aup" + (",last_aup" if rep["last"] else "")]
+    rows += [f"{m},{rep['best'].aup[m]:.3f}" + (f",{rep['last'].aup[m]:.3f}" if rep["last"] else "") for m in rep["methods"]]
+    return "\n".join(rows) + "\n"
+
+
+def test_minimize_repeats_and_lists_minimize_every_task(tmp_path, capsys):
+    best, last = _write(tmp_path, "best.csv", BEST3), _write(tmp_path, "last.csv", LAST3)
+    rc1, repeated, _ = _cli(capsys, best, "--last", last, "--minimize", "A", "--minimize", "B")
+    rc2, listed, err = _cli(capsys, best, "--last", last, "--minimize", "A", "B")
+    assert rc1 == rc2 == 0 and repeated == listed
+    assert repeated == _csv_of(aup_report(_table(BEST3), _table(LAST3), ["A", "B"]))
+    assert "lower is better: A, B" in err
+    _, only_last, _ = _cli(capsys, best, "--last", last, "--minimize", "B")   # what the old parser kept of the repeats
+    assert only_last == _csv_of(aup_report(_table(BEST3), _table(LAST3), ["B"])) and only_last != repeated
+
+
+def test_minimize_names_a_task_of_neither_table(tmp_path, capsys):
+    best, last = _write(tmp_path, "best.csv", BEST3), _write(tmp_path, "last.csv", LAST3)
+    rc, out, err = _cli(capsys, best, "--last", last, "--minimize", "A", "Zed")
+    assert rc == 2 and out == "" and err == "error: lower-is-better task(s) ['Zed'] are not in the tables; tasks are: A, B, C\n"
+    rc, _, err = _cli(capsys, best, "--maximize", "Zed")
+    assert rc == 2 and err == "error: higher-is-better task(s) ['Zed'] are not in the table; tasks are: A, B, C\n"
+    rc, _, err = _cli(capsys, best, "--minimize", "A", "--maximize", "A")
+    assert rc == 2 and "['A'] are both minimized and maximized" in err and err.count("\n") == 1
+
+
+def test_directions_json_beside_the_tables_equals_the_flags(tmp_path, capsys):
+    flags = tmp_path / "flags"; flags.mkdir()
+    side = tmp_path / "side"; side.mkdir()
+    f_best, f_last = _write(flags, "best_attempt.csv", BEST3), _write(flags, "best_submission.csv", LAST3)
+    s_best, s_last = _write(side, "best_attempt.csv", BEST3), _write(side, "best_submission.csv", LAST3)
+    # the adapter's sidecar: every task's direction, and a task that has no row (ignored)
+    (side / "directions.json").write_text('{"A": "min", "B": "min", "C": "max", "Unscored": "min"}')
+    _, by_flags, err = _cli(capsys, f_best, "--last", f_last, "--minimize", "A", "B")
+    assert "directions: no directions.json beside" in err
+    rc, by_file, err = _cli(capsys, s_best, "--last", s_last)
+    assert rc == 0 and by_file == by_flags
+    assert f"directions: from {side / 'directions.json'}" in err and "ignored: Unscored" in err and "lower is better: A, B" in err
+    # the API reads the same file
+    dirs = read_directions(side / "directions.json")
+    assert minimize_of(dirs, _table(BEST3)) == ["A", "B"]
+    assert _csv_of(aup_report(read_scores(s_best), read_scores(s_last), minimize_of(dirs, _table(BEST3)))) == by_flags
+    # --directions names a file elsewhere
+    _, by_option, _ = _cli(capsys, f_best, "--last", f_last, "--directions", side / "directions.json")
+    assert by_option == by_flags
+
+
+def test_flags_add_to_and_override_the_sidecar(tmp_path, capsys):
+    side = tmp_path / "side"; side.mkdir()
+    s_best = _write(side, "best.csv", BEST3)
+    (side / "directions.json").write_text('{"A": "min", "B": "max"}')
+    ref = tmp_path / "ref"; ref.mkdir()
+    r_best = _write(ref, "best.csv", BEST3)
+    _, only_b, _ = _cli(capsys, r_best, "--minimize", "B")
+    _, a_and_b, _ = _cli(capsys, r_best, "--minimize", "A", "B")
+    rc, out, err = _cli(capsys, s_best, "--maximize", "A", "--minimize", "B")   # --maximize overrides the file's "min"
+    assert rc == 0 and out == only_b and "--maximize: A" in err and "lower is better: B;" in err
+    _, out, _ = _cli(capsys, s_best, "--minimize", "B")                        # --minimize overrides its "max"
+    assert out == a_and_b
+    assert minimize_of({"A": "min", "B": "max"}, maximize=["A"], minimize=["B"]) == ["B"]
+
+
+def test_malformed_sidecar_is_a_one_line_error_naming_it(tmp_path, capsys):
+    best = _write(tmp_path, "best.csv", BEST3)
+    side = tmp_path / "directions.json"
+    for text, says in (('["A", "B"]', "not a JSON list"), ('{"A": "minimize"}', 'not {"A": "minimize"}'),
+                       ('{"A": null}', 'not {"A": null}'), ('{"A": "min",', "not valid JSON")):
+        side.write_text(text)
+        rc, out, err = _cli(capsys, best)
+        assert rc == 2 and out == "" and err.startswith(f"error: {side}: ") and says in err and err.count("\n") == 1, err
+        with pytest.raises(SynthsciError, match="directions.json"):
+            read_directions(side)
+    rc, _, err = _cli(capsys, best, "--directions", tmp_path / "none.json")
+    assert rc == 2 and "does not exist" in err
+
+
+def test_task_with_no_feasible_method_is_left_out_with_a_warning(tmp_path, capsys):
+    with_blotto = BEST3 + [BLOTTO]
+    with pytest.warns(AUPWarning, match="'Blotto'"):
+        rep = aup_report(_table(with_blotto), _table(LAST3 + [BLOTTO]), ["A", "B"])
+    without = aup_report(_table(BEST3), _table(LAST3), ["A", "B"])
+    assert rep["tasks"] == ["A", "B", "C"] and list(rep["dropped"]) == ["Blotto"] and rep["best"].dropped == rep["dropped"]
+    assert "no method is feasible" in rep["dropped"]["Blotto"] and "baseline -0.25" in rep["dropped"]["Blotto"]
+    assert (rep["best"].aup, rep["last"].aup, rep["tau_max"]) == (without["best"].aup, without["last"].aup, without["tau_max"])
+    with pytest.warns(AUPWarning, match="'Blotto'"):
+        assert aup(_table(with_blotto), ["A", "B"]) == aup(_table(BEST3), ["A", "B"])
+    # the CLI: exit 0, the same CSV as without the row, and the task named on stderr
+    best, last = _write(tmp_path, "best.csv", with_blotto), _write(tmp_path, "last.csv", LAST3 + [BLOTTO])
+    rc, out, err = _cli(capsys, best, "--last", last, "--minimize", "A", "B")
+    assert rc == 0 and out == _csv_of(without)
+    assert "tasks compared (3 of 4): A, B, C" in err and "warning: task 'Blotto' left out: no method is feasible" in err
+
+
+def test_task_infeasible_in_one_table_is_left_out_of_both():
+    # Blotto: m1 beats the negative baseline in the best attempt, but has no final submission
+    best = {**_table(BEST3), "Blotto": {"baseline": -0.25, "m1": 0.1, "m2": None}}
+    last = {**_table(LAST3), "Blotto": {"baseline": -0.25, "m1": None, "m2": None}}
+    with pytest.warns(AUPWarning):
+        rep = aup_report(best, last, ["A", "B"])
+    assert rep["best"].tasks == rep["last"].tasks == ["A", "B", "C"]
+    assert "best submission (baseline -0.25)" in rep["dropped"]["Blotto"] and "best attempt" not in rep["dropped"]["Blotto"]
+
+
+def test_no_task_left_is_a_one_line_error(tmp_path, capsys):
+    rows = [HEAD, BLOTTO, ["Other", -1, "", -0.5]]
+    with pytest.raises(SynthsciError, match="no task has a feasible method") as e:
+        aup_report(_table(rows), _table(rows))
+    assert "\n" not in str(e.value) and "'Blotto'" in str(e.value) and "'Other'" in str(e.value)
+    rc, out, err = _cli(capsys, _write(tmp_path, "best.csv", rows))
+    assert rc == 2 and out == "" and err.startswith("error: no task has a feasible method") and err.count("\n") == 1
+
+
+def test_mlgym_published_tables_unchanged_by_every_way_of_giving_directions(tmp_path, capsys):
+    best, last = DATA / "mlgym_v1_best_attempt_scores.csv", DATA / "mlgym_v1_best_submission_scores.csv"
+    want = (DATA / "aup_v1.csv").read_text()
+    rc, out, err = _cli(capsys, best, "--last", last, "--minimize", "3-SAT", "--minimize", "Language Modeling")
+    assert rc == 0 and out == want and "tasks compared (13 of 13)" in err and "warning" not in err
+    # the same tables as the adapter would leave them: a sidecar with every task's direction
+    (tmp_path / "best_attempt.csv").write_text(best.read_text())
+    (tmp_path / "best_submission.csv").write_text(last.read_text())
+    dirs = {t: "min" if t in MLGYM_MINIMIZE else "max" for t in read_scores(best)}
+    (tmp_path / "directions.json").write_text(__import__("json").dumps(dirs))
+    rc, out, _ = _cli(capsys, tmp_path / "best_attempt.csv", "--last", tmp_path / "best_submission.csv")
+    assert rc == 0 and out == want
+    rep = aup_report(read_scores(best), read_scores(last), MLGYM_MINIMIZE)
+    assert rep["dropped"] == {} and rep["minimize"] == ["3-SAT", "Language Modeling"] and _csv_of(rep) == want

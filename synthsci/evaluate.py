@@ -244,8 +244,7 @@ def usable_tables(results: list[EvalResult]) -> tuple[dict, dict, dict]:
     dropped = {}
     for t in list(best):
         b = [tab[t].get("baseline", math.nan) for tab in (best, last)]
-        if any(math.isnan(v) for v in b): dropped[t] = "the baseline has no score"
-        elif any(v < 0 for v in b): dropped[t] = f"the baseline's score {min(b)} is negative (never feasible)"
+        if any(math.isnan(v) for v in b): dropped[t] = "the baseline has no score"   # (a negative baseline stays: a method may still be feasible)
         if t in dropped: best.pop(t); last.pop(t)
     if not best: raise SynthsciError(f"no task AUP can use: {dropped or 'no evaluation results'}")
     return best, last, dropped
@@ -255,6 +254,7 @@ def aup_of(results: list[EvalResult], minimize=()) -> list[AUPResult]:
     best, last, dropped = usable_tables(results)
     minimize = [t for t in minimize if t in best]
     rep = aup_report(best, last, minimize)
+    dropped = {**dropped, **rep.get("dropped", {})}      # tasks where no method is feasible, left out by aup_report
     return [AUPResult(id=f"aup-{m}", method=m, best_aup=rep["best"].aup[m], last_aup=rep["last"].aup[m], methods=rep["methods"],
                       tasks=rep["tasks"], minimize=minimize, dropped_tasks=dropped, tau_max=rep["tau_max"]) for m in rep["methods"]]
 

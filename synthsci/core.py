@@ -16,7 +16,7 @@ __all__ = ['Direction', 'RECORD_TYPES', 'current_stage', 'TRACKED_PACKAGES', 'ST
            'ValidationReport', 'Step', 'Trajectory', 'SFTExample', 'EvalResult', 'write_jsonl', 'read_jsonl',
            'to_dataset', 'from_dataset', 'write_parquet', 'read_parquet', 'from_config', 'LLMConfig', 'RunConfig',
            'load_config', 'Ledger', 'package_versions', 'git_revision', 'Run', 'run_stage', 'stage_dir_name',
-           'stage_options', 'open_run']
+           'stage_options', 'open_run', 'upstream', 'Rejection', 'write_rejections', 'read_rejections']
 
 # %% ../nbs/00_core.ipynb
 class SynthsciError(Exception):
@@ -533,3 +533,36 @@ def open_run(cfg: RunConfig) -> tuple[Run, Ledger]:
     for stage, e in run.manifest.get("stages", {}).items():
         ledger.stages[stage] = {k: e.get(k, 0) for k in ("calls", "cached_calls", "input_tokens", "output_tokens", "cost_usd")}
     return run, ledger
+
+# %% ../nbs/00_core.ipynb
+def upstream(run: Run, name: str, records: list, what: str) -> list:
+    "The records of stage `name` that the next stage works on; none is a one-line error saying whether `name` never ran or ran and kept nothing."
+    if records: return records
+    folder = stage_dir_name(name)
+    st = run.manifest.get("stages", {}).get(folder)
+    if not st: raise SynthsciError(f"no {what} in {run.path / folder}: the {name} stage has not run; run it first")
+    rej = run.path / folder / "rejected"
+    n_rej = sum(1 for p in rej.glob("*.jsonl") if not p.name.startswith(".") for l in p.read_text().splitlines() if l.strip()) if rej.exists() else 0
+    errs = st.get("errors") or {}
+    first = f" (first: {next(iter(errs))}: {next(iter(errs.values()))})" if errs else ""
+    raise SynthsciError(f"the {name} stage ran ({st.get('status', '?')}) but kept no {what}: {st.get('units_done', 0)} of {st.get('units_total', 0)} "
+                        f"units done, {len(errs)} failed{first}, {n_rej} rejected" + (f" (reasons and answers in {rej})" if n_rej else "")
+                        + f"; fix the cause and run the {name} stage again")
+
+# %% ../nbs/00_core.ipynb
+@dataclass(kw_only=True)
+class Rejection(Record):
+    "Why a unit of a stage produced nothing (its `parent_id` is the record it was working on)."
+    stage: str
+    kind: str                     # e.g. 'malformed', 'unknown_dataset', 'contaminated', 'gated'
+    reason: str                   # one line
+    dataset_id: str = ""
+    suggestions: list[str] = field(default_factory=list)   # the nearest real datasets shown to the teacher
+    answer: str = ""              # the teacher's last answer(s), size-capped, for malformed ones
+
+def write_rejections(run, stage: str, unit_id: str, rejections: list[Rejection]):
+    if rejections: write_jsonl(rejections, run.stage_dir(stage) / "rejected" / f"{unit_id}.jsonl")
+
+def read_rejections(run, stage: str) -> list[Rejection]:
+    d = run.path / stage / "rejected"
+    return [r for p in sorted(d.glob("*.jsonl")) if not p.name.startswith(".") for r in read_jsonl(Rejection, p)] if d.exists() else []

@@ -8,7 +8,7 @@ import json, math, re, shutil, subprocess, sys, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
-from .core import (EvalResult, Record, RunConfig, SynthsciError, Task, atomic_write, open_run, run_stage, stable_hash,
+from .core import (upstream, EvalResult, Record, RunConfig, SynthsciError, Task, atomic_write, open_run, run_stage, stable_hash,
                            stage_dir_name, stage_options)
 from .catalog import CATALOG, find_dataset
 from .aci import load_task
@@ -268,7 +268,7 @@ def run_aup(cfg: RunConfig, progress: bool = True) -> Path:
     run, ledger = open_run(cfg)
     ev = run.path / stage_dir_name("evaluate")
     results = run.read(ev.name, EvalResult)
-    if not results: raise SynthsciError("no evaluation results in this run: run the evaluate stage first")
+    upstream(run, "evaluate", results, "evaluation results")
     minimize = sorted(t for t, d in _directions(ev).items() if d == "min")
     folder = run.stage_dir(stage_dir_name("aup"))
     unit = f"aup-{stable_hash([r.to_dict() for r in results] + minimize)}"

@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
-from .core import (RunConfig, SynthsciError, Task, Trajectory, Run, atomic_write, open_run, read_jsonl, run_stage,
+from .core import (upstream, RunConfig, SynthsciError, Task, Trajectory, Run, atomic_write, open_run, read_jsonl, run_stage,
                            stable_hash, stage_dir_name, stage_options)
 from .llm import SMOLLM2, resolve_local_model
 
@@ -251,7 +251,7 @@ def run_filter(cfg: RunConfig) -> Path:
     opts = stage_options(FilterOptions, cfg, "filter")
     src = run.path / stage_dir_name("rollouts")
     trajs = read_trajectories(src)
-    if not trajs: raise SynthsciError(f"no trajectories in {src}: run the rollouts stage first")
+    upstream(run, "rollouts", trajs, "trajectories")
     tasks = {t.id: t for t in run.read(stage_dir_name("taskgen"), Task)}
     tok = student_tokenizer(*student_base(cfg)) if opts.max_tokens is not None else None
     by_task = defaultdict(list)

@@ -8,7 +8,7 @@ import json, re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Union
-from .core import (DatasetCard, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
+from .core import (upstream, DatasetCard, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
                            stage_options, write_jsonl, read_jsonl)
 from .llm import llm_from_config
 from .catalog import CATALOG, find_dataset, is_eval_suite_dataset, nearest_datasets
@@ -159,8 +159,7 @@ def run_grounding(cfg: RunConfig) -> Path:
     if bad or not opts.sources: raise SynthsciError(f"stages.grounding.sources must list 'catalog' and/or 'hub', not {opts.sources}")
     run, ledger = open_run(cfg)
     proposals = run.read(stage_dir_name("proposals"), Proposal)
-    if not proposals and not read_rejections(run, stage_dir_name("proposals")):
-        raise SynthsciError(f"no proposals in {run.path / stage_dir_name('proposals')}: run the proposals stage first")
+    upstream(run, "proposals", proposals, "proposals")
     topics = {t.id: t for t in run.read(stage_dir_name("topics"), Topic)}
     stage, popts = stage_dir_name("grounding"), stage_options(ProposalsOptions, cfg, "proposals")
     llm = llm_from_config(cfg.teacher, "teacher", ledger, scripted=scripted_proposals(cfg.seed)) if opts.suggestions else None

@@ -8,16 +8,16 @@ import json, random, re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Optional
-from .core import (Record, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
+from .core import (upstream, Record, Rejection, write_rejections, read_rejections, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
                            stage_options, stable_hash, write_jsonl, read_jsonl)
 from .llm import Completion, llm_from_config, default_spec
 from .topics import ML, get_domain, first_json
 from .catalog import CATALOG, find_dataset, training_datasets
 
 # %% auto 0
-__all__ = ['PROPOSAL_SCHEMA', 'PROPOSE_TOOL', 'HOW', 'PROMPTS', 'METRICS', 'CONTAMINATED_PICKS', 'schema_errors', 'Rejection',
-           'write_rejections', 'read_rejections', 'structured_mode', 'read_answer', 'ask_structured', 'catalog_lines',
-           'proposal_messages', 'scripted_proposals', 'ProposalsOptions', 'make_proposal', 'propose', 'run_proposals']
+__all__ = ['PROPOSAL_SCHEMA', 'PROPOSE_TOOL', 'HOW', 'PROMPTS', 'METRICS', 'CONTAMINATED_PICKS', 'schema_errors',
+           'structured_mode', 'read_answer', 'ask_structured', 'catalog_lines', 'proposal_messages',
+           'scripted_proposals', 'ProposalsOptions', 'make_proposal', 'propose', 'run_proposals']
 
 # %% ../nbs/12_proposals.ipynb
 PROPOSAL_SCHEMA = {
@@ -44,24 +44,6 @@ def schema_errors(d, schema: dict = PROPOSAL_SCHEMA) -> list[str]:
     if not isinstance(d, dict): return ["the answer is not a JSON object"]
     errs = sorted(jsonschema.Draft202012Validator(schema).iter_errors(d), key=lambda e: list(e.path))
     return [f"{'/'.join(map(str, e.path)) or '(top level)'}: {e.message}"[:200] for e in errs]
-
-# %% ../nbs/12_proposals.ipynb
-@dataclass(kw_only=True)
-class Rejection(Record):
-    "Why a unit of a stage produced nothing (its `parent_id` is the record it was working on)."
-    stage: str
-    kind: str                     # e.g. 'malformed', 'unknown_dataset', 'contaminated', 'gated'
-    reason: str                   # one line
-    dataset_id: str = ""
-    suggestions: list[str] = field(default_factory=list)   # the nearest real datasets shown to the teacher
-    answer: str = ""              # the teacher's last answer, for malformed ones
-
-def write_rejections(run, stage: str, unit_id: str, rejections: list[Rejection]):
-    if rejections: write_jsonl(rejections, run.stage_dir(stage) / "rejected" / f"{unit_id}.jsonl")
-
-def read_rejections(run, stage: str) -> list[Rejection]:
-    d = run.path / stage / "rejected"
-    return [r for p in sorted(d.glob("*.jsonl")) if not p.name.startswith(".") for r in read_jsonl(Rejection, p)] if d.exists() else []
 
 # %% ../nbs/12_proposals.ipynb
 def structured_mode(spec: str, mode: str = "auto") -> str:
@@ -201,8 +183,7 @@ def run_proposals(cfg: RunConfig) -> Path:
     "Propose a task for every topic of `01_topics/` into `02_proposals/`."
     opts = stage_options(ProposalsOptions, cfg, "proposals")
     run, ledger = open_run(cfg)
-    topics = run.read(stage_dir_name("topics"), Topic)
-    if not topics: raise SynthsciError(f"no topics in {run.path / stage_dir_name('topics')}: run the topics stage first")
+    topics = upstream(run, "topics", run.read(stage_dir_name("topics"), Topic), "topics")
     stage = stage_dir_name("proposals")
     llm = llm_from_config(cfg.teacher, "teacher", ledger, scripted=scripted_proposals(cfg.seed))
     mode = structured_mode(llm.spec, opts.structured)

@@ -8,7 +8,7 @@ import dataclasses, json, multiprocessing, os, re, shutil, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
-from .core import (Ledger, LLMConfig, RunConfig, SynthsciError, Task, Trajectory, ValidationReport, current_stage,
+from .core import (upstream, Ledger, LLMConfig, RunConfig, SynthsciError, Task, Trajectory, ValidationReport, current_stage,
                            open_run, run_stage, stage_dir_name, stage_options)
 from .llm import Completion, Usage
 from .aci import load_task
@@ -185,7 +185,7 @@ def rollout_tasks(run, opts: RolloutOptions) -> list[Task]:
     # validation writes the baseline's scores into each task's YAML, after taskgen recorded the Task: read them back
     tasks = [dataclasses.replace(t, baseline_scores=load_task(t.path).baseline_scores)
              for t in run.read(stage_dir_name("taskgen"), Task) if t.id in passed]
-    if not tasks: raise SynthsciError("no validated tasks in this run: run the taskgen and validate stages first, or set stages.rollouts.tasks_dir")
+    if not tasks: upstream(run, "validate", [], "validated tasks (or set stages.rollouts.tasks_dir)")
     return tasks
 
 def rollout_units(tasks: list[Task], opts: RolloutOptions, folder, base_seed: int = 0, teacher: Optional[LLMConfig] = None,

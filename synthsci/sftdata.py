@@ -8,7 +8,7 @@ import json, statistics, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-from .core import (RunConfig, SFTExample, SynthsciError, Trajectory, atomic_write, make_id, open_run, run_stage,
+from .core import (upstream, RunConfig, SFTExample, SynthsciError, Trajectory, atomic_write, make_id, open_run, run_stage,
                            stable_hash, stage_dir_name, stage_options, git_revision, package_versions)
 from .filter import (count_tokens, read_funnel, read_trajectories, sft_messages, sft_tools, student_base,
                              student_tokenizer, truncate_messages)
@@ -147,7 +147,7 @@ def run_sftdata(cfg: RunConfig) -> Path:
     opts = stage_options(SFTDataOptions, cfg, "sftdata")
     src = run.path / stage_dir_name("filter")
     trajs = read_trajectories(src)
-    if not trajs: raise SynthsciError(f"no kept trajectories in {src}: run the filter stage first (or loosen stages.filter)")
+    upstream(run, "filter", trajs, "kept trajectories")
     base, template = student_base(cfg)
     tok = student_tokenizer(base, template)
     out = stage_dir_name("sftdata")

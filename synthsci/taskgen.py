@@ -8,7 +8,7 @@ import json, os, re, shutil, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
-from .core import (DatasetCard, Proposal, RunConfig, SynthsciError, Task, atomic_write, make_id, open_run, run_stage,
+from .core import (upstream, DatasetCard, Proposal, RunConfig, SynthsciError, Task, atomic_write, make_id, open_run, run_stage,
                            stage_dir_name, stage_options)
 from .llm import llm_from_config
 from .catalog import CATALOG, find_dataset
@@ -305,8 +305,7 @@ def run_taskgen(cfg: RunConfig) -> Path:
     opts = stage_options(TaskgenOptions, cfg, "taskgen")
     run, ledger = open_run(cfg)
     pairs = grounded_proposals(run)
-    if not pairs and not (run.path / stage_dir_name("grounding")).exists():
-        raise SynthsciError(f"no grounded proposals in {run.path / stage_dir_name('grounding')}: run the grounding stage first")
+    upstream(run, "grounding", pairs, "grounded proposals")
     stage = stage_dir_name("taskgen")
     llm, folder = taskgen_teacher(cfg, opts, ledger), run.stage_dir(stage) / "tasks"
     def one(pc):

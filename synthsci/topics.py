@@ -8,8 +8,8 @@ import json, math, random, re
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Callable, Optional, Protocol, runtime_checkable
-from .core import (SynthsciError, Topic, RunConfig, make_id, open_run, run_stage, stage_dir_name, stage_options,
-                           stable_hash)
+from .core import (SynthsciError, Topic, RunConfig, Rejection, make_id, open_run, read_rejections, run_stage, stage_dir_name,
+                           stage_options, stable_hash, upstream, write_rejections)
 from .llm import llm_from_config
 
 # %% auto 0
@@ -108,7 +108,9 @@ def dedupe(names: list[str], seen: list[str] = (), threshold: float = 0.6) -> tu
 # %% ../nbs/10_topics.ipynb
 PROMPTS = {
     "system": "You are a senior machine-learning researcher who designs small, concrete, runnable research tasks.",
-    "repeated": "Your last answer only repeated or paraphrased earlier topics ({names}): propose different ones.\n",
+    "repeated": "Your last answer only repeated or paraphrased earlier topics ({names}): propose different ones (attempt {attempt} of {calls}).\n",
+    "unreadable": ("Your last answer held no topics in the JSON format asked for{cut}: answer with the JSON object only, as shown "
+                   "(attempt {attempt} of {calls}).\n"),
     "topics": ("Propose {n} distinct research topics in the area '{area}' ({description}) of the domain '{domain}'.\n"
                "Each topic must be specific enough to become one experiment on one public dataset that runs on a CPU in minutes.\n"
                "Topics already chosen in this area (do not repeat or paraphrase them):\n{seen}\n{feedback}"
@@ -172,22 +174,34 @@ def area_quotas(n: int, areas: list[str]) -> dict[str, int]:
     q, r = divmod(n, len(areas))
     return {a: q + (i < r) for i, a in enumerate(areas)}
 
-def sample_area(area: Area, quota: int, llm, opts: TopicsOptions, seen: list[str] = (), domain: str = "ml") -> tuple[list[Topic], int]:
-    "Up to `quota` new topics in `area` from the teacher, and how many near-duplicates were removed."
-    prompts, kept, removed, idle, gone = {**PROMPTS, **opts.prompts}, [], 0, 0, []
+def _feedback(prompts: dict, items: list, gone: list, c, attempt: int, calls: int, params: dict) -> str:
+    "Why the last answer brought nothing new, for the next request (so that a retry is a different request)."
+    if items: return prompts["repeated"].format(names="; ".join(gone[:5]), attempt=attempt, calls=calls)
+    cut = f" (it was cut off at max_tokens={params.get('max_tokens', '?')}: it must be shorter, or raise teacher.params.max_tokens)" if _truncated(c) else ""
+    return prompts["unreadable"].format(cut=cut, attempt=attempt, calls=calls)
+
+def _truncated(c) -> bool:
+    "Was the answer cut off at the token limit?"
+    return bool(getattr(c, "truncated", False)) or getattr(c, "finish_reason", None) in ("length", "max_tokens")
+
+def sample_area(area: Area, quota: int, llm, opts: TopicsOptions, seen: list[str] = (), domain: str = "ml", **params) -> tuple[list[Topic], int, list[str]]:
+    "Up to `quota` new topics in `area` from the teacher (`params` go with every request), near-duplicates removed, and the answers that brought nothing."
+    prompts, kept, removed, idle, feedback, wasted = {**PROMPTS, **opts.prompts}, [], 0, 0, "", []
     while len(kept) < quota and idle < opts.max_calls:
         mine = [t.name for t in kept]
         msg = prompts["topics"].format(n=min(opts.batch_size, quota - len(kept)), area=area.name, description=area.description, domain=domain,
-                                       seen="\n".join(f"- {n}" for n in mine[-40:]) or "- (none)",
-                                       feedback=prompts["repeated"].format(names="; ".join(gone[:5])) if idle else "")
-        items = parse_topics(llm.complete([{"role": "system", "content": prompts["system"]}, {"role": "user", "content": msg}]).text)
+                                       seen="\n".join(f"- {n}" for n in mine[-40:]) or "- (none)", feedback=feedback)
+        c = llm.complete([{"role": "system", "content": prompts["system"]}, {"role": "user", "content": msg}], **params)
+        items = parse_topics(c.text)
         names, gone = dedupe([t["name"] for t in items], list(seen) + mine, opts.dedupe_threshold)
         removed += len(gone)
         desc = {t["name"]: t["description"] for t in items}
         new = [Topic(id=make_id("topic", domain, area.name, n.lower()), area=area.name, name=n, description=desc[n]) for n in names[: quota - len(kept)]]
         kept += new
         idle = 0 if new else idle + 1
-    return kept, removed
+        feedback = "" if new else _feedback(prompts, items, gone, c, idle + 1, opts.max_calls, params)
+        if not new: wasted.append(("[cut off at the token limit] " if _truncated(c) else "") + (c.text or "")[:2000])
+    return kept, removed, wasted
 
 # %% ../nbs/10_topics.ipynb
 def run_topics(cfg: RunConfig) -> "Path":
@@ -199,12 +213,21 @@ def run_topics(cfg: RunConfig) -> "Path":
     run, ledger = open_run(cfg)
     llm = llm_from_config(cfg.teacher, "teacher", ledger, scripted=scripted_topics(cfg.seed))
     quotas = area_quotas(opts.n_topics, opts.areas or list(domain.areas))
-    removed = []
-    def one_area(area_name):
-        topics, gone = sample_area(domain.areas[area_name], quotas[area_name], llm, opts, [t.name for t in run.read(stage, Topic)], domain.name)
+    removed, params = [], {"seed": cfg.seed, **cfg.teacher.params}   # the run's seed and the teacher's sampling settings reach every request
+    def one_area(item):
+        unit, area_name = item
+        topics, gone, wasted = sample_area(domain.areas[area_name], quotas[area_name], llm, opts, [t.name for t in run.read(stage, Topic)], domain.name, **params)
         removed.append(gone)
+        if not topics:   # rejected, with the answers that brought nothing
+            write_rejections(run, stage, unit, [Rejection(id=make_id("rejection", "topics", unit), parent_id=unit, stage="topics",
+                kind="no_new_topics" if gone else "malformed", answer="\n---\n".join(wasted)[-4000:],
+                reason=(f"{opts.max_calls} answers in a row brought no new topic for area {area_name!r}: "
+                        + ("they only repeated earlier topics" if gone else "none held topics in the JSON format asked for")
+                        + (" (cut off at the token limit)" if any(w.startswith("[cut off") for w in wasted) else ""))[:300])])
         return topics
     units = [(f"area-{re.sub(r'[^a-z0-9]+', '-', a.lower()).strip('-')}", a) for a in quotas if quotas[a] > 0]
-    m = run_stage(run, stage, units, one_area, ledger=ledger)
-    run.update_stage(stage, topics=len(run.read(stage, Topic)), near_duplicates_removed=m.get("near_duplicates_removed", 0) + sum(removed))
+    m = run_stage(run, stage, [(u, (u, a)) for u, a in units], one_area, ledger=ledger)
+    n = len(run.read(stage, Topic))
+    run.update_stage(stage, topics=n, rejected=len(read_rejections(run, stage)), near_duplicates_removed=m.get("near_duplicates_removed", 0) + sum(removed))
+    upstream(run, "topics", run.read(stage, Topic), "topics")   # a stage that kept nothing says why and fails
     return run.path / stage

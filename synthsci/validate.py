@@ -8,7 +8,7 @@ import hashlib, json, math, os, random, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
-from .core import (Record, RunConfig, SynthsciError, Task, ValidationReport, atomic_write, make_id, open_run, read_jsonl,
+from .core import (upstream, Record, RunConfig, SynthsciError, Task, ValidationReport, atomic_write, make_id, open_run, read_jsonl,
                            run_stage, stable_hash, stage_dir_name, stage_options, write_jsonl)
 from .aci import ACI, load_task, prepare_workspace, task_yaml
 from .sandbox import SandboxLimits, get_sandbox
@@ -317,8 +317,7 @@ def run_validate(cfg: RunConfig) -> Path:
     if not 0 <= opts.p_debug <= 1 or opts.k < 1: raise SynthsciError(f"stages.validate needs 0 <= p_debug <= 1 and k >= 1, not p_debug={opts.p_debug}, k={opts.k}")
     run, ledger = open_run(cfg)
     tasks = run.read(stage_dir_name("taskgen"), Task)
-    if not tasks and not (run.path / stage_dir_name("taskgen")).exists():
-        raise SynthsciError(f"no tasks in {run.path / stage_dir_name('taskgen')}: run the taskgen stage first")
+    upstream(run, "taskgen", tasks, "tasks")
     stage, llm = stage_dir_name("validate"), taskgen_teacher(cfg, topts, ledger)
     def one(task):
         report, attempts = validate_task(task, llm, opts, cfg.seed, topts.prompts, topts.repairs, **cfg.teacher.params)

@@ -89,7 +89,7 @@ def test_students_come_from_the_config_and_the_train_stage(tmp_path, capsys):
 
 def test_aup_stage_from_evaluation_records_and_new_results_replace_the_old_aup(tmp_path):
     cfg = cfg_for(tmp_path)
-    with pytest.raises(SynthsciError, match="run the evaluate stage first"): run_aup(cfg, progress=False)
+    with pytest.raises(SynthsciError, match="the evaluate stage has not run; run it first"): run_aup(cfg, progress=False)
     run = Run("r", tmp_path)
     e = lambda t, m, v: EvalResult(id=f"{m}-{t}", task_id=t, method=m, best_attempt=v, best_submission=v)
     rows = [e("a", "baseline", 0.5), e("a", "finetuned", 0.8), e("a", "base", None), e("b", "baseline", 0.7), e("b", "finetuned", 0.7), e("b", "base", 0.9)]

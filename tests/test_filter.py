@@ -114,7 +114,7 @@ def test_stage_errors_come_before_any_work(tmp_path, tasks):
         run_filter(cfg)
     assert not list((rdir / "07_filtered").glob("*.jsonl")) if (rdir / "07_filtered").exists() else True
     (rdir / "06_rollouts" / "foreign.jsonl").unlink(); (rdir / "06_rollouts" / "traj-iris-a.jsonl").unlink()
-    with pytest.raises(SynthsciError, match="no trajectories in .*06_rollouts: run the rollouts stage first"):
+    with pytest.raises(SynthsciError, match="no trajectories in .*06_rollouts: the rollouts stage has not run; run it first"):
         run_filter(cfg)
 
 

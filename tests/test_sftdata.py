@@ -82,7 +82,7 @@ def test_long_conversations_are_cut_to_the_context(run_dir):
 def test_nothing_to_build_from_is_an_error(run_dir):
     tmp, rdir = run_dir
     cfg = load_config(overrides=[f"runs_dir={tmp}", "run_id=r"])
-    with pytest.raises(SynthsciError, match="no kept trajectories .* run the filter stage first"):
+    with pytest.raises(SynthsciError, match="no kept trajectories .* the filter stage has not run; run it first"):
         run_sftdata(cfg)
     run_filter(cfg)
     cfg = load_config(overrides=[f"runs_dir={tmp}", "run_id=r", "stages.sftdata.max_tokens=200"])

@@ -27,7 +27,7 @@ def test_distinct_topics_are_kept(a, b):
 def test_a_domain_is_data_not_a_fork():
     chem = TaxonomyDomain("chemistry", (Area("molecules", "molecular property prediction", ("tabular-regression",), ("solubility",)),), ("hub",))
     assert isinstance(chem, Domain) and isinstance(ML, Domain)
-    topics, _ = sample_area(chem.areas["molecules"], 3, ScriptedLLM(scripted_topics(0)), TopicsOptions(), domain=chem.name)
+    topics, _, _ = sample_area(chem.areas["molecules"], 3, ScriptedLLM(scripted_topics(0)), TopicsOptions(), domain=chem.name)
     assert len(topics) == 3 and all(t.area == "molecules" for t in topics)
 
 
@@ -67,3 +67,28 @@ def test_prompt_shows_earlier_topics_to_the_teacher():
     assert "- (none)" in llm.calls[0]["messages"][-1]["content"]
     first = json.loads(llm.calls[0]["messages"] and ScriptedLLM(scripted_topics(0)).complete(llm.calls[0]["messages"]).text)["topics"][0]["name"]
     assert f"- {first}" in llm.calls[1]["messages"][-1]["content"]
+
+
+def test_a_teacher_that_never_answers_in_the_format_is_rejected_with_its_answers(tmp_path, monkeypatch):
+    "A real, imperfect teacher (prose, cut-off JSON): every area ends rejected with the raw answers kept, the stage fails saying so, and the next stage knows it ran."
+    import synthsci.topics as topics_mod
+    from synthsci.core import read_rejections
+    from synthsci.llm import Completion
+    from synthsci.proposals import run_proposals
+    calls = []
+    def teacher(seed):
+        def answer(messages, **params):
+            calls.append((seed, messages[-1]["content"], params))
+            return Completion(text='{"topics": [{"name": "Graph neural netw', finish_reason="length") if len(calls) % 2 else "Sure! Here are topics: GNNs."
+        return answer
+    monkeypatch.setattr(topics_mod, "scripted_topics", teacher)
+    cfg = cfg_for(tmp_path, "run_id=weak", "stages.topics.n_topics=2", "stages.topics.areas=[graphs, audio]", "stages.topics.max_calls=2")
+    with pytest.raises(SynthsciError, match=r"the topics stage ran \(complete\) but kept no topics: 2 of 2 units done, 0 failed, 2 rejected"):
+        run_topics(cfg)
+    rej = read_rejections(Run("weak", tmp_path), "01_topics")
+    assert sorted(r.kind for r in rej) == ["malformed", "malformed"] and all("Sure! Here are topics" in r.answer for r in rej)
+    assert any("cut off at the token limit" in r.answer for r in rej)
+    assert len({c[1] for c in calls}) == len(calls)              # every retry was a different request
+    assert "cut off at max_tokens" in calls[1][1] and all(c[2].get("seed") == cfg.seed for c in calls)
+    with pytest.raises(SynthsciError, match="the topics stage ran .* but kept no topics"):
+        run_proposals(cfg)                                       # not "run the topics stage first"

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "fine-tune a student, evaluate it with AUP.",
         epilog=f"pipeline stages (in order; `synthsci STAGE CONFIG` runs one in-process):\n{stages}\n\n"
                "examples:\n  synthsci run configs/quickstart.yaml\n  synthsci topics configs/quickstart.yaml seed=1\n"
-               "  synthsci status data/runs/quickstart\n  synthsci llm --spec local 'Name a tabular dataset.'")
+               "  synthsci status data/runs/quickstart\n  synthsci llm --spec local 'Name a tabular dataset.'\n\n"
+               "exit status: 0 done; 2 an error (one line on stderr); 3 a stage ended incomplete or stopped (its status on stderr); 130 interrupted")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     r = sub.add_parser("run", help="run the pipeline's stages through papermill (resumes a stopped run)")
     r.add_argument("config", help="a YAML run config, e.g. configs/quickstart.yaml")
@@ -79,6 +80,17 @@ def status(run_dir) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/90_cli.ipynb
+def _stage_exit(out) -> int:
+    "0 when the stage whose folder is `out` ended complete; else its status on stderr and 3 (a script must not take an unfinished stage for a finished one)."
+    out = Path(str(out))
+    m = out.parent / "manifest.json"
+    st = json.loads(m.read_text()).get("stages", {}).get(out.name, {}) if m.is_file() else {}
+    status = st.get("status", "complete")
+    if status == "complete": return 0
+    errs = st.get("errors") or {}
+    print(f"stage {out.name} ended {status}" + (f"; first failure: {next(iter(errs))}: {next(iter(errs.values()))}" if errs else ""), file=sys.stderr)
+    return 3
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -101,7 +113,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         fn = _resolve(STAGE_FUNCS[args.command])
         if fn is None: raise SynthsciError(f"stage '{args.command}' is not in this version of synthsci yet")
         out = fn(cfg)
-        print(out); return 0
+        print(out)
+        return _stage_exit(out)
     except SynthsciError as e:
         print(f"error: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt:

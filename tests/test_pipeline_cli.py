@@ -79,3 +79,18 @@ def test_status_reads_a_run(tmp_path):
     r = Run("s", tmp_path); r.update_stage("01_topics", units_done=2, units_total=5, cost_usd=0.25, status="stopped: budget")
     out = cli("status", str(tmp_path / "s")).stdout
     assert "01_topics" in out and "2/5" in out and "0.2500" in out and "stopped: budget" in out
+
+
+def test_a_stage_that_ends_incomplete_exits_non_zero(tmp_path, monkeypatch, capsys):
+    "A script must not take an unfinished stage for a finished one: the stage command exits 3 and says why."
+    import synthsci.topics as topics_mod
+    from synthsci.cli import main
+    real = topics_mod.scripted_topics
+    monkeypatch.setattr(topics_mod, "scripted_topics", lambda seed: (lambda m, **p: (_ for _ in ()).throw(RuntimeError("the server dropped the connection"))
+                                                                     if "'audio'" in m[-1]["content"] else real(seed)(m, **p)))
+    code = main(["topics", "configs/quickstart.yaml", f"runs_dir={tmp_path}", "teacher.cache='off'", "stages.topics.n_topics=2",
+                 "stages.topics.areas=[graphs, audio]"])
+    err = capsys.readouterr().err
+    assert code == 3 and "stage 01_topics ended incomplete: 1 unit(s) failed" in err and "the server dropped the connection" in err, err
+    assert main(["topics", "configs/quickstart.yaml", f"runs_dir={tmp_path}", "teacher.cache='off'", "stages.topics.n_topics=1",
+                 "stages.topics.areas=[graphs]", "run_id=other"]) == 0

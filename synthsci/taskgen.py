@@ -194,15 +194,16 @@ def code_files(text: str) -> tuple[dict, list[str]]:
     files = {n: c for n, c in parse_files(text).items() if _NAME.match(n) and n != "task.yaml"}
     return files, [n for n in REQUIRED_FILES if not files.get(n, "").strip()]
 
-def ask_code(messages: list[dict], llm, repairs: int = 1, prompts: dict = PROMPTS, **params) -> tuple[Optional[dict], str]:
-    "The teacher's files for `messages` (None when still malformed after `repairs` repairs) and its last answer."
+def ask_code(messages: list[dict], llm, repairs: int = 1, prompts: dict = PROMPTS, **params) -> tuple[Optional[dict], str, str]:
+    "The teacher's files for `messages` (None when still malformed after `repairs` repairs), its last answer, and what that answer lacked."
     messages = list(messages)
     for _ in range(repairs + 1):
         c = llm.complete(messages, **params)
         files, missing = code_files(c.text or "")
-        if not missing: return files, c.text
+        if not missing: return files, c.text, ""
         messages += [c.message(), {"role": "user", "content": prompts["repair"].format(missing=" and ".join(missing))}]
-    return None, c.text or ""
+    cut = f" (the answer was cut off at max_tokens={params.get('max_tokens', '?')}: raise teacher.params.max_tokens)" if c.finish_reason in ("length", "max_tokens") else ""
+    return None, c.text or "", " and ".join(missing) + cut
 
 # %% ../nbs/14_taskgen.ipynb
 def task_yaml_dict(spec: dict, files: dict, layout: str, prompts: dict = PROMPTS) -> dict:
@@ -284,9 +285,9 @@ def generate_task(p: Proposal, card: DatasetCard, llm, folder, opts: TaskgenOpti
         layout = write_task_data(td, tmp)
         import yaml
         atomic_write(tmp / "dataset.yaml", yaml.safe_dump(dataset_yaml_dict(card), sort_keys=False, width=120, allow_unicode=True))
-        files, answer = ask_code(task_messages(spec, layout, prompts), llm, opts.repairs, prompts, **params)
+        files, answer, lacked = ask_code(task_messages(spec, layout, prompts), llm, opts.repairs, prompts, **params)
         if files is None:
-            return _rejection(task_id, p, "malformed", f"the teacher's answer missed {', '.join(REQUIRED_FILES)} after {opts.repairs} repair(s)", answer)
+            return _rejection(task_id, p, "malformed", f"the teacher's answer missed {lacked} after {opts.repairs} repair(s)", answer)
         write_code(tmp, spec, files, layout, prompts)
         os.chmod(tmp, 0o755)
         _publish(tmp, folder / task_id)

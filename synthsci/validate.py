@@ -229,7 +229,7 @@ def validate_task(task: Task, llm, opts: ValidateOptions = ValidateOptions(), se
     "Check `task`; on failure fix (p_debug) or rewrite its code with the teacher, at most `opts.k` attempts. The report and every attempt."
     folder, rng = Path(task.path), random.Random(stable_hash([seed, task.id, "debug"]))
     tp, vp = {**TASK_PROMPTS, **(prompts or {})}, {**PROMPTS, **opts.prompts}
-    attempts, action, last = [], "initial", None
+    attempts, action, last, failure = [], "initial", None, None   # `failure`: the task's own last failure, which every fix prompt quotes
     for n in range(1, opts.k + 1):
         t0, checks = time.time(), {}
         files, meta = _teacher_files(folder) if (folder / "taskgen.json").exists() else ({}, None)
@@ -237,12 +237,12 @@ def validate_task(task: Task, llm, opts: ValidateOptions = ValidateOptions(), se
             if meta is None: break   # not a generated task: nothing to fix it with
             if action == "fix":
                 msgs = task_messages(meta["spec"], meta["layout"], tp) + [{"role": "assistant", "content": files_answer(files)},
-                        {"role": "user", "content": vp["fix"].format(kind=last.kind, reason=last.reason, output=last.output or "(none)")}]
+                        {"role": "user", "content": vp["fix"].format(kind=failure.kind, reason=failure.reason, output=failure.output or "(none)")}]
             else: msgs = task_messages(meta["spec"], meta["layout"], tp, attempt=(n, opts.k))
-            new, answer = ask_code(msgs, llm, repairs, tp, **params)
-            if new is None:
+            new, answer, lacked = ask_code(msgs, llm, repairs, tp, **params)
+            if new is None:   # an attempt of its own, with the teacher's answer; the task's failure stays the one to fix
                 last = Attempt(id=make_id("attempt", task.id, n), parent_id=task.id, task_id=task.id, n=n, action=action, kind="malformed",
-                               reason="the teacher's answer missed baseline.py or evaluate.py", output=_tail(answer, 500))
+                               reason=f"the teacher's answer missed {lacked}", output=_tail(answer, 2000))
                 attempts.append(last); action = "fix" if rng.random() < opts.p_debug else "rewrite"; continue
             write_code(folder, meta["spec"], new, meta["layout"], tp)
             task, files = load_task(folder), new
@@ -253,6 +253,7 @@ def validate_task(task: Task, llm, opts: ValidateOptions = ValidateOptions(), se
         except Failure as f:
             last = Attempt(id=make_id("attempt", task.id, n), parent_id=task.id, task_id=task.id, n=n, action=action, kind=f.kind, reason=f.reason[:300],
                            output=f.output, checks=checks, scores=f.scores, seconds=round(time.time() - t0, 2), files=files)
+            failure = last
         attempts.append(last)
         if last.passed: break
         action = "fix" if rng.random() < opts.p_debug else "rewrite"
@@ -276,8 +277,9 @@ def task_funnel(run) -> dict:
     attempts = read_attempts(run)
     rejections = dict(g["rejections"])
     for r in read_rejections(run, stage_dir_name("taskgen")): rejections[f"taskgen:{r.kind}"] = rejections.get(f"taskgen:{r.kind}", 0) + 1
-    last = {}
-    for a in attempts: last[a.task_id] = a
+    last = {}   # a task's failure: its last failed check (a malformed answer of the teacher's only when no check ever ran)
+    for a in attempts:
+        if a.kind != "malformed" or a.task_id not in last: last[a.task_id] = a
     for rep in reports:
         if not rep.passed:
             k = f"validate:{last[rep.task_id].kind if rep.task_id in last else 'unknown'}"

@@ -129,6 +129,27 @@ def test_a_malformed_fix_counts_as_a_failed_attempt(iris_task, tmp_path):
     t = variant(iris_task, tmp_path, "crash")
     report, attempts = validate_task(t, ScriptedLLM(["no files", "still none"]), ValidateOptions(timeout_s=20, agent_check=False, k=2, p_debug=1.0))
     assert [a.kind for a in attempts] == ["baseline_crash", "malformed"] and not report.passed
+    assert attempts[1].output == "still none" and "missed baseline.py and evaluate.py" in attempts[1].reason   # the teacher's answer is kept
+
+
+def test_after_a_malformed_fix_the_next_fix_still_quotes_the_tasks_own_failure(iris_task, tmp_path, monkeypatch):
+    "A real teacher's half-formed answer must not replace the task's failure in the next fix prompt, nor in the funnel."
+    import synthsci.validate as validate_mod
+    from synthsci.core import Run
+    from synthsci.llm import Completion
+    t = variant(iris_task, tmp_path, "wrong_metric")
+    teacher = ScriptedLLM(["File: baseline.py\n```python\nimport pandas", Completion(text="File: evaluate.py\n```python\nimport num", finish_reason="length"),
+                           "still nothing", "and again nothing"])
+    report, attempts = validate_task(t, teacher, ValidateOptions(timeout_s=20, eval_timeout_s=20, agent_check=False, k=3, p_debug=1.0), max_tokens=64)
+    assert [(a.action, a.kind) for a in attempts] == [("initial", "metric_missing"), ("fix", "malformed"), ("fix", "malformed")]
+    assert "cut off at max_tokens=64" in attempts[1].reason
+    second_fix = [m["content"] for m in teacher.calls[2]["messages"] if m["role"] == "user" and "failed validation" in m["content"]]
+    assert len(second_fix) == 1 and "failed validation: metric_missing" in second_fix[0] and "import num" not in second_fix[0]
+    run = Run("f", tmp_path)
+    validate_mod.write_jsonl(attempts, run.stage_dir(validate_mod.stage_dir_name("validate")) / "attempts" / f"{t.id}.jsonl")
+    write_jsonl([report], run.stage_dir(validate_mod.stage_dir_name("validate")) / f"{t.id}.jsonl")
+    monkeypatch.setattr(validate_mod, "grounding_funnel", lambda run: dict(topics=0, proposals=0, grounded=0, rejections={}))
+    assert validate_mod.task_funnel(run)["rejections"] == {"validate:metric_missing": 1}
 
 
 def test_a_validated_task_runs_in_the_agents_interface(iris_task, tmp_path):

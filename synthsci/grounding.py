@@ -145,10 +145,13 @@ def ground(p: Proposal, llm, opts: GroundingOptions, mode: str = "json", hub=Non
     msgs += [{"role": "assistant", "content": json.dumps({k: getattr(p, k) for k in ("dataset_id", "target", "metric", "direction", "task_kind")})},
              {"role": "user", "content": PROMPTS["retry"].format(reason=out.reason, lines="\n".join(f"- {s}: {CATALOG[s].title} ({CATALOG[s].task_kind})"
                                                                   for s in out.suggestions), how=HOW[mode])}]
-    d, errors, _ = ask_structured(msgs, llm, mode, repairs=proposal_opts.repairs, **params)
-    if d is None: return None, None, [out]
+    d, errors, raw = ask_structured(msgs, llm, mode, repairs=proposal_opts.repairs, **params)
+    if d is None:   # the second chance's answer is kept with its rejection
+        return None, None, [out, Rejection(id=make_id("rejection", "grounding", p.id, "retry"), parent_id=p.id, stage="grounding", kind="malformed",
+                                           reason=f"the second-chance answer was malformed: {'; '.join(errors[:3])}"[:300], answer=raw[:2000])]
     revised = make_proposal(topic, d, parent_id=p.id, id=make_id("proposal", p.id, "revised"))
     again = check_dataset(revised, opts, hub, cards)
+    if not isinstance(again, DatasetCard): again.answer = raw[:2000]
     return (again, revised, [out]) if isinstance(again, DatasetCard) else (None, revised, [out, again])
 
 # %% ../nbs/13_grounding.ipynb

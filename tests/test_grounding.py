@@ -124,6 +124,10 @@ def test_second_chance_shows_the_nearest_real_datasets_once():
                                         "dataset_id": "statsmodels/sunspot_numbers"})])
     card, revised, rej = ground(prop("statsmodels/sunspot_numbers", "SUNACTIVITY"), stubborn, GroundingOptions(), topic=topic)
     assert card is None and [r.kind for r in rej] == ["unknown_dataset", "unknown_dataset"] and len(stubborn.calls) == 1
+    assert "statsmodels/sunspot_numbers" in rej[1].answer                     # the second chance's answer is kept
+    rambling = ScriptedLLM(["I think sunspots would be nice.", "Really, sunspots."])
+    card, revised, rej = ground(prop("statsmodels/sunspot_numbers", "SUNACTIVITY"), rambling, GroundingOptions(), topic=topic)
+    assert card is None and [r.kind for r in rej] == ["unknown_dataset", "malformed"] and rej[1].answer == "Really, sunspots."
 
 
 def test_quickstart_funnel_exercises_every_path(tmp_path):

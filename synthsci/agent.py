@@ -14,8 +14,9 @@ from .aci import ACI, ACI_COMMANDS, rejected_as_attack
 from .seal import artefacts
 
 # %% auto 0
-__all__ = ['PROMPTS', 'TOOLS', 'prompt_hash', 'FormatError', 'parse_response', 'tool_action', 'Policy', 'LLMPolicy',
-           'history_view', 'AgentConfig', 'ExitRun', 'run_agent', 'to_mlgym', 'from_mlgym', 'save_trajectory']
+__all__ = ['PROMPTS', 'TOOLS', 'REJECTED_KEEP', 'REJECTED_CHARS', 'prompt_hash', 'FormatError', 'parse_response', 'tool_action',
+           'Policy', 'LLMPolicy', 'history_view', 'AgentConfig', 'ExitRun', 'run_agent', 'to_mlgym', 'from_mlgym',
+           'save_trajectory']
 
 # %% ../nbs/04_agent.ipynb
 PROMPTS = {
@@ -83,6 +84,13 @@ Discuss here with yourself about what you are planning and what you are going to
 command(s) that you're going to run
 ```""",
 "tool_system": "You are an autonomous machine learning researcher working in a sandboxed Linux workspace. Use the tools to inspect files, run commands (including MLGym's editor commands: open, goto, scroll_down, scroll_up, create, search_dir, search_file, find_file, edit, insert), check your submission with validate, and finish with submit. Think briefly before each tool call and call exactly one tool per turn. Python commands may run for up to {training_timeout:g} seconds, others for {command_timeout:g} seconds. You have {max_steps} steps.",
+"tool_fallback": """No tool call came back, so tools are not available here. From now on, do not call tools: answer in text, with one discussion and one command, precisely in this format:
+DISCUSSION
+Discuss here with yourself about what you are planning and what you are going to do in this step.
+
+```
+command(s) that you're going to run
+```""",
 }
 
 TOOLS = [
@@ -151,35 +159,75 @@ class AgentConfig:
     command_timeout_s: float = 25.0
     training_timeout_s: Optional[float] = None  # None: the task's training_timeout
     keep_observations: int = 5
+    tool_call_fallback: bool = True     # 'tool_calls' on a server that ignores tools: go on in the 'mlgym' format
 
 class ExitRun(Exception):
     "Ends a run; `reason` becomes its MLGym exit status (after the automatic submission)."
     def __init__(self, reason: str): super().__init__(reason); self.reason = reason
 
 # %% ../nbs/04_agent.ipynb
-def _ask(policy, traj: Trajectory, cfg: AgentConfig) -> tuple[Completion, str, str]:
-    "One valid answer from the policy, re-asking after format errors; charges usage to the trajectory."
+REJECTED_KEEP, REJECTED_CHARS = 20, 2000   # rejected answers kept in model_stats: the latest 20, 2000 characters of each
+
+def _format(traj: Trajectory, cfg: AgentConfig) -> str:
+    "The answer format in force: the configured one, or 'mlgym' once a tool-calls run has fallen back to text."
+    return "mlgym" if (traj.model_stats.get("tool_call_fallback") or {}).get("switched_to") == "mlgym" else cfg.format
+
+def _reject(traj: Trajectory, n: int, c: Completion, e: FormatError):
+    "Count a format error and keep the rejected answer, size-capped, so that a user can see what the model said."
+    stats = traj.model_stats
+    stats["format_errors"] = stats.get("format_errors", 0) + 1
+    cap = lambda s: s if len(s) <= REJECTED_CHARS else s[:REJECTED_CHARS] + f" [... {len(s) - REJECTED_CHARS} more characters]"
+    r = {"step": n, "error": str(e), "text": cap(c.text or "")}
+    if c.tool_calls: r["tool_calls"] = cap(json.dumps([{"name": t.name, "arguments": t.arguments} for t in c.tool_calls], default=str))
+    if c.truncated: r["cut_off"] = c.cut_off()
+    kept = stats.setdefault("rejected_answers", [])
+    kept.append(r); del kept[:-REJECTED_KEEP]
+
+def _no_tool_call(traj: Trajectory, cfg: AgentConfig, n: int, c: Completion) -> tuple[str, str]:
+    "An answer without a tool call from a server that has never made one: said once, then (if allowed) read as text from here on."
+    if any(m.get("tool_calls") for m in traj.messages): raise FormatError("expected exactly one tool call, found 0")  # tools work here
+    if "tool_call_fallback" not in traj.model_stats:
+        traj.model_stats["tool_call_fallback"] = {"step": n, "switched_to": "mlgym" if cfg.tool_call_fallback else None,
+                                                  "reason": "the answer to a request with tools held no tool call: the server may ignore tools"}
+    if not cfg.tool_call_fallback: raise FormatError("expected exactly one tool call, found 0 (tool_call_fallback is off)")
+    return parse_response(c.text)
+
+def _retry_turns(c: Completion, e: FormatError, asked: str, now: str) -> list[dict]:
+    "The turns that show the model its format error: a tool result for a single bad call, else a user turn (the text format's, after a fall back)."
+    if asked == "tool_calls" and now == "mlgym": return [c.message(), {"role": "user", "content": PROMPTS["tool_fallback"] + f"\n({e})"}]
+    if asked == "tool_calls" and len(c.tool_calls) == 1:
+        return [c.message(), {"role": "tool", "tool_call_id": c.tool_calls[0].id, "content": PROMPTS["format_error"]}]
+    if asked == "tool_calls" and len(c.tool_calls) > 1: return [{"role": "user", "content": PROMPTS["format_error"]}]
+    return [c.message(), {"role": "user", "content": PROMPTS["format_error"] + f"\n({e})"}]
+
+def _ask(policy, traj: Trajectory, cfg: AgentConfig, n: int = 0) -> tuple[Completion, str, str]:
+    "One valid answer from the policy, re-asking after format errors (each kept in `model_stats`); charges usage to the trajectory."
     extra, stats = [], traj.model_stats
     for _ in range(cfg.max_format_errors):
+        fmt = _format(traj, cfg)
         view = history_view(traj.messages, cfg.keep_observations) + extra
         if sum(len(m.get("content") or "") for m in view) / 4 > cfg.max_context_tokens: raise ExitRun("exit_context")
-        try: c = policy.complete(view, **({"tools": TOOLS} if cfg.format == "tool_calls" else {}))
+        try: c = policy.complete(view, **({"tools": TOOLS} if fmt == "tool_calls" else {}))
         except SynthsciError as e: stats["api_error"] = str(e)[:300]; raise ExitRun("exit_api")
         p = None if c.cached else price(policy.spec)
         stats["api_calls"] += 1; stats["tokens_sent"] += c.usage.input_tokens; stats["tokens_received"] += c.usage.output_tokens
         stats["total_cost"] += 0.0 if p is None else (c.usage.input_tokens * p[0] + c.usage.output_tokens * p[1]) / 1e6
-        try: return (c, *(tool_action(c) if cfg.format == "tool_calls" else parse_response(c.text)))
+        try:
+            if fmt == "tool_calls" and not c.tool_calls: return (c, *_no_tool_call(traj, cfg, n, c))
+            return (c, *(tool_action(c) if fmt == "tool_calls" else parse_response(c.text)))
         except FormatError as e:
-            stats["format_errors"] = stats.get("format_errors", 0) + 1
-            extra = [c.message(), {"role": "tool", "tool_call_id": c.tool_calls[0].id, "content": PROMPTS["format_error"]}
-                     if cfg.format == "tool_calls" and c.tool_calls else {"role": "user", "content": PROMPTS["format_error"] + f"\n({e})"}]
-            if cfg.format == "tool_calls" and len(c.tool_calls) > 1: extra = [{"role": "user", "content": PROMPTS["format_error"]}]
+            _reject(traj, n, c, e)
+            extra = _retry_turns(c, e, fmt, _format(traj, cfg))
     raise ExitRun("exit_format")
 
 def _record(traj: Trajectory, c: Completion, thought: str, action: str, obs: str, score, state: dict, dt: float, cfg: AgentConfig, events=()):
+    fb, events = traj.model_stats.get("tool_call_fallback"), list(events)
+    if fb and fb["step"] == len(traj.steps) + 1:
+        events.append({"kind": "tool_call_fallback", "reason": fb["reason"],
+                       "detail": "the rest of the run uses the text format (DISCUSSION + one fenced command)" if fb["switched_to"] else "tool_call_fallback is off"})
     traj.steps.append(Step(thought=thought, action=action, observation=obs, response=c.text, state=state, execution_time=round(dt, 3), score=score,
-                           events=list(events)))
-    if cfg.format == "tool_calls":
+                           events=events))
+    if _format(traj, cfg) == "tool_calls":
         traj.messages += [c.message(), {"role": "tool", "tool_call_id": c.tool_calls[0].id, "content": obs}]
     else:
         traj.messages += [{"role": "assistant", "content": c.text, "agent": "primary", "thought": thought, "action": action},
@@ -207,7 +255,7 @@ def run_agent(task: Task, policy, workspace, cfg: Optional[AgentConfig] = None, 
         for n in range(1, cfg.max_steps + 1):
             if traj.model_stats["total_cost"] >= cfg.cost_limit_usd: raise ExitRun("exit_cost")
             if time.monotonic() - t0 > cfg.wall_time_s: raise ExitRun("exit_time")
-            c, thought, action = _ask(policy, traj, cfg)
+            c, thought, action = _ask(policy, traj, cfg, n)
             t = time.monotonic()
             try: r = aci.step(action)
             except Exception as e: traj.model_stats["environment_error"] = f"{type(e).__name__}: {e}"[:300]; raise ExitRun("exit_environment_error")

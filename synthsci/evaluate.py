@@ -187,13 +187,15 @@ def eval_methods(cfg: RunConfig, opts: EvalOptions, run) -> dict[str, str]:
     return methods
 
 def eval_tasks(opts: EvalOptions, folder: Path, seed: int) -> tuple[list[Task], dict]:
-    "The tasks to evaluate on and the tasks skipped (id -> reason)."
+    "The tasks to evaluate on and the tasks skipped (key -> reason: an MLGym task is keyed by its YAML's file name, ids may be shared)."
     if opts.mlgym_root:
         ready, skipped = [], {}
         for t in mlgym_tasks(opts.mlgym_root, opts.mlgym_tasks or None):
             why = skip_reason(t)
-            if why: skipped[t.id] = why
-            else: ready.append(build_task(t, folder / "tasks"))
+            if why is None:
+                try: ready.append(build_task(t, folder / "tasks"))
+                except Exception as e: why = f"could not be built: {e}"    # one bad task costs that task, not the stage
+            if why: skipped[t.key] = why
         return ready, skipped
     if opts.tasks_dir:
         d = Path(opts.tasks_dir)

@@ -11,10 +11,13 @@ from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
 from .core import SynthsciError, Ledger, LLMConfig, atomic_write, stable_hash
 
 # %% auto 0
-__all__ = ['SMOLLM2', 'Answer', 'PRICES', 'FREE_BACKENDS', 'DEFAULT_MODELS', 'SPEC_FORMS', 'ToolCall', 'Usage', 'Completion',
-           'LLM', 'LLMError', 'AnthropicLLM', 'OpenAILLM', 'model_cache_dir', 'smollm2_gguf', 'resolve_local_model',
-           'convert_gguf', 'parse_tool_calls', 'LocalLLM', 'ScriptedLLM', 'CacheMiss', 'CachedLLM', 'price', 'cost_usd',
-           'MeteredLLM', 'LimitedLLM', 'default_spec', 'backend', 'get_llm', 'llm_from_config']
+__all__ = ['TRUNCATED', 'OPENAI_REASONING', 'OPENAI_REASONING_DROP', 'OPENAI_NO_REASONING_KEEP', 'OPENAI_MESSAGE_FIELDS',
+           'OPENAI_TOOL_FIELDS', 'ANTHROPIC_NO_SAMPLING', 'ANTHROPIC_THINKING_MIN', 'SMOLLM2', 'Answer', 'PRICES',
+           'FREE_BACKENDS', 'DEFAULT_MODELS', 'SPEC_FORMS', 'ToolCall', 'Usage', 'Completion', 'LLM', 'LLMError',
+           'is_openai_reasoning', 'openai_params', 'anthropic_params', 'AnthropicLLM', 'OpenAILLM', 'model_cache_dir',
+           'smollm2_gguf', 'resolve_local_model', 'convert_gguf', 'parse_tool_calls', 'LocalLLM', 'ScriptedLLM',
+           'CacheMiss', 'CachedLLM', 'price', 'cost_usd', 'MeteredLLM', 'LimitedLLM', 'default_spec', 'backend',
+           'get_llm', 'llm_from_config']
 
 # %% ../nbs/01_llm.ipynb
 @dataclass
@@ -28,15 +31,30 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
 
+TRUNCATED = ("length", "max_tokens")   # OpenAI's finish_reason and Anthropic's stop_reason for an answer cut off at the limit
+
 @dataclass
 class Completion:
-    "What any backend returns: the text, the tool calls, the token usage."
+    "What any backend returns: the text, the tool calls, the token usage, and why the answer stopped."
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     model: str = ""
-    finish_reason: Optional[str] = None
+    finish_reason: Optional[str] = None   # the provider's own word: stop, length, tool_calls, end_turn, max_tokens, ...
     cached: bool = False
+    max_tokens: Optional[int] = None      # the output limit the request ran under, when the backend knows it
+    thinking_blocks: list[dict] = field(default_factory=list)  # Anthropic's thinking blocks, which must go back with a tool call
+
+    @property
+    def truncated(self) -> bool:
+        "Was the answer cut off at the output-token limit?"
+        return self.finish_reason in TRUNCATED
+
+    def cut_off(self) -> str:
+        "What to tell the user when the answer was cut off at the limit ('' when it was not)."
+        if not self.truncated: return ""
+        return f"the answer was cut off at max_tokens={self.max_tokens}: raise it" if self.max_tokens else \
+               "the answer was cut off at the server's output limit: set max_tokens higher"
 
     def to_dict(self) -> dict: return asdict(self)
 
@@ -50,6 +68,7 @@ class Completion:
         if self.tool_calls:
             m["tool_calls"] = [{"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.arguments}}
                                for t in self.tool_calls]
+            if self.thinking_blocks: m["thinking_blocks"] = self.thinking_blocks   # only the Anthropic backend sends them
         return m
 
 @runtime_checkable
@@ -58,7 +77,7 @@ class LLM(Protocol):
     def complete(self, messages: list[dict], **params) -> Completion: ...
 
 class LLMError(SynthsciError):
-    "A call that failed for good (after the retries), with one line that says why."
+    "A call that failed for good (after the retries), or one that would fail, with one line that says why."
 
 # %% ../nbs/01_llm.ipynb
 def _function(tool: dict) -> dict:
@@ -77,6 +96,7 @@ def _require_key(var: str, spec: str) -> str:
     return key
 
 def _to_anthropic(messages: list[dict]) -> tuple[str, list[dict]]:
+    "The `system` text and the `messages` of the Messages API: each message only `role` and `content` (a string or blocks)."
     system, out = [], []
     for m in messages:
         role, content = m["role"], m.get("content") or ""
@@ -87,21 +107,48 @@ def _to_anthropic(messages: list[dict]) -> tuple[str, list[dict]]:
             else: out.append({"role": "user", "content": [block]})
             continue
         if role == "assistant" and m.get("tool_calls"):
-            blocks = [{"type": "text", "text": content}] if content else []
+            blocks = list(m.get("thinking_blocks") or [])   # a tool-use turn must carry its thinking back, unchanged and first
+            blocks += [{"type": "text", "text": content}] if content else []
             blocks += [{"type": "tool_use", "id": t["id"], "name": t["function"]["name"], "input": _arguments(t["function"]["arguments"])}
                        for t in m["tool_calls"]]
             out.append({"role": "assistant", "content": blocks}); continue
+        if role == "assistant" and not content: continue   # the API refuses an empty assistant turn, and it said nothing
         out.append({"role": role, "content": content})
     return "\n\n".join(system), out
 
 # %% ../nbs/01_llm.ipynb
 def _first_line(e) -> str: return (str(e).strip().splitlines() or [""])[0][:200]
 
+def _error_detail(body) -> str:
+    "The server's message in an error body: `error.message` (OpenAI, Anthropic), `detail` (FastAPI), `message` (vLLM)."
+    if isinstance(body, dict):
+        for k in ("error", "detail", "message", "msg"):
+            if body.get(k): return _error_detail(body[k])
+        return json.dumps(body, default=str) if body else ""
+    if isinstance(body, list):   # FastAPI's validation errors: [{"loc": ["body", "messages"], "msg": "Field required"}, ...]
+        return "; ".join(".".join(map(str, e["loc"])) + ": " + _error_detail(e) if isinstance(e, dict) and e.get("loc") else _error_detail(e)
+                         for e in body)
+    return "" if body is None else str(body)
+
+_HTTP_HINTS = {400: "fix the request", 401: "check the API key", 403: "check that the API key may use this model",
+               404: "check the model name and the base URL", 408: "the server timed out: try again, or raise timeout_s",
+               413: "the request is too large: shorten the conversation", 422: "fix the request",
+               429: "rate limited: lower max_concurrency or raise max_retries"}
+
+def _status_error(spec: str, e) -> str:
+    "One line for a final HTTP error: the status, how often the SDK retried, the server's own message, what to do."
+    try: retries = int(e.response.request.headers.get("x-stainless-retry-count") or 0)
+    except (AttributeError, RuntimeError, ValueError): retries = 0
+    detail = " ".join((_error_detail(e.body) or _first_line(e)).split())[:300]
+    hint = _HTTP_HINTS.get(e.status_code, "the server failed: try again later" if e.status_code >= 500 else "")
+    how = f"after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else "not retried"
+    return f"{spec}: HTTP {e.status_code} ({how}): {detail}" + (f" ({hint})" if hint else "")
+
 @contextlib.contextmanager
 def _one_line_errors(spec: str, sdk):
     "Turn an SDK's final failure (after its retries) or an unreadable response into a one-line `LLMError`."
     try: yield
-    except sdk.APIStatusError as e: raise LLMError(f"{spec}: HTTP {e.status_code} after retries: {_first_line(e)}") from None
+    except sdk.APIStatusError as e: raise LLMError(_status_error(spec, e)) from None
     except sdk.APIError as e: raise LLMError(f"{spec}: {type(e).__name__}: {_first_line(e)}") from None
     except (AttributeError, KeyError, IndexError, ValueError) as e:
         raise LLMError(f"{spec}: malformed response ({type(e).__name__}: {_first_line(e)})") from None
@@ -116,6 +163,75 @@ def _split_params(method, params: dict) -> dict:
     return out
 
 # %% ../nbs/01_llm.ipynb
+OPENAI_REASONING = re.compile(r"^(o\d|gpt-5)(?!.*-chat)")   # o1, o3, o4-mini, gpt-5, gpt-5-mini, gpt-5.1, ...; not gpt-5-chat-latest
+OPENAI_REASONING_DROP = ("temperature", "top_p", "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "logit_bias")
+OPENAI_NO_REASONING_KEEP = ("temperature", "top_p", "logprobs", "top_logprobs")   # taken again with reasoning_effort="none"
+OPENAI_MESSAGE_FIELDS = {"system": ("name",), "developer": ("name",), "user": ("name",), "assistant": ("name", "refusal"), "tool": ("tool_call_id",)}
+OPENAI_TOOL_FIELDS = ("name", "description", "parameters", "strict")
+ANTHROPIC_NO_SAMPLING = (4, 7)   # Claude models from this version on refuse temperature, top_p, top_k and thinking budgets
+ANTHROPIC_THINKING_MIN = 1024
+_warned_params: set = set()
+
+def _drop(spec: str, params: dict, keys, why: str) -> dict:
+    "`params` without `keys`; a dropped value is reported once per backend and parameter."
+    for k in keys:
+        if k in params:
+            v = params.pop(k)
+            if (spec, k) not in _warned_params:
+                _warned_params.add((spec, k)); warnings.warn(f"{spec}: not sending {k}={v!r}: {why}", stacklevel=3)
+    return params
+
+def is_openai_reasoning(model: str) -> bool: return bool(OPENAI_REASONING.match(model.rsplit("/", 1)[-1]))
+
+def openai_params(model: str, params: dict, spec: str = "") -> dict:
+    "Chat Completions parameters for `model`: a reasoning model gets `max_completion_tokens` and no sampling parameters it refuses."
+    p = dict(params)
+    if not is_openai_reasoning(model): return p
+    if "max_tokens" in p: p.setdefault("max_completion_tokens", p.pop("max_tokens"))
+    keep = OPENAI_NO_REASONING_KEEP if p.get("reasoning_effort") == "none" else ()
+    return _drop(spec or f"openai:{model}", p, [k for k in OPENAI_REASONING_DROP if k not in keep],
+                 "OpenAI reasoning models take only its default value")
+
+def _to_openai(messages: list[dict]) -> list[dict]:
+    "Chat Completions messages with only the fields the API defines for each role."
+    out = []
+    for m in messages:
+        o = {"role": m["role"], "content": m.get("content")}
+        o.update({k: m[k] for k in OPENAI_MESSAGE_FIELDS.get(m["role"], ()) if m.get(k) is not None})
+        if m["role"] == "assistant" and m.get("tool_calls"):
+            o["tool_calls"] = [{"id": t["id"], "type": "function",
+                                "function": {"name": t["function"]["name"], "arguments": json.dumps(_arguments(t["function"]["arguments"]))}}
+                               for t in m["tool_calls"]]
+        elif o["content"] is None: o["content"] = ""
+        out.append(o)
+    return out
+
+def _claude_version(model: str) -> tuple[int, int]:
+    "(major, minor) of a Claude model id: claude-sonnet-4-6 -> (4, 6), claude-opus-4-20250514 -> (4, 0), claude-3-7-sonnet -> (3, 7)."
+    m = re.match(r"claude-(?:[a-z]+-)?(\d{1,2})(?:[-.](\d{1,2}))?(?!\d)", model)
+    return (int(m[1]), int(m[2] or 0)) if m else (0, 0)
+
+def anthropic_params(model: str, params: dict, max_tokens: int, spec: str = "") -> dict:
+    "Messages API parameters for `model`: the sampling parameters its rules allow, and a thinking budget that fits."
+    p, spec = dict(params), spec or f"anthropic:{model}"
+    thinking, tc = p.get("thinking") or {}, p.get("tool_choice")
+    kind = thinking.get("type") if isinstance(thinking, dict) else None
+    if _claude_version(model) >= ANTHROPIC_NO_SAMPLING:
+        _drop(spec, p, ("temperature", "top_p", "top_k"), f"{model} takes no sampling parameters")
+        if kind == "enabled": raise LLMError(f"{spec} refuses thinking budgets: use thinking={{'type': 'adaptive'}}")
+    if kind in ("enabled", "adaptive"):
+        if p.get("temperature") == 1: p.pop("temperature")
+        _drop(spec, p, ("temperature", "top_k"), "it cannot be combined with thinking")
+        if "top_p" in p and not 0.95 <= p["top_p"] <= 1: _drop(spec, p, ("top_p",), "with thinking only 0.95 to 1 is allowed")
+        if (tc.get("type") if isinstance(tc, dict) else tc) in ("any", "tool"):
+            raise LLMError(f"{spec}: thinking cannot be combined with a forced tool_choice: use tool_choice={{'type': 'auto'}} or turn thinking off")
+    if kind == "enabled" and not ANTHROPIC_THINKING_MIN <= (thinking.get("budget_tokens") or 0) < max_tokens:
+        raise LLMError(f"{spec}: thinking.budget_tokens={thinking.get('budget_tokens')} must be at least {ANTHROPIC_THINKING_MIN} and below "
+                       f"max_tokens={max_tokens}: raise max_tokens or lower the budget")
+    if "temperature" in p and "top_p" in p: _drop(spec, p, ("top_p",), "the API takes temperature or top_p, not both (temperature kept)")
+    return p
+
+# %% ../nbs/01_llm.ipynb
 class AnthropicLLM:
     "anthropic:<model> - the Messages API, with tool use."
     def __init__(self, model: str, max_retries: int = 4, timeout_s: float = 120, http_client=None, base_url=None):
@@ -127,15 +243,19 @@ class AnthropicLLM:
     def complete(self, messages, tools=None, max_tokens: int = 4096, **params) -> Completion:
         import anthropic
         system, msgs = _to_anthropic(messages)
+        params = anthropic_params(self.model, params, max_tokens, self.spec)
         kw = dict(model=self.model, messages=msgs, max_tokens=max_tokens, **_split_params(self.client.messages.create, params))
         if system: kw["system"] = system
         if tools: kw["tools"] = [{"name": f["name"], "description": f.get("description", ""), "input_schema": f.get("parameters", {"type": "object"})}
                                  for f in map(_function, tools)]
         with _one_line_errors(self.spec, anthropic):
             r = self.client.messages.create(**kw)
+            thinking = [{k: getattr(b, k) for k in ("type", "thinking", "signature", "data") if getattr(b, k, None) is not None}
+                        for b in r.content if b.type in ("thinking", "redacted_thinking")]
             return Completion(text="".join(b.text for b in r.content if b.type == "text"),
                               tool_calls=[ToolCall(b.id, b.name, dict(b.input)) for b in r.content if b.type == "tool_use"],
-                              usage=Usage(r.usage.input_tokens, r.usage.output_tokens), model=r.model, finish_reason=r.stop_reason)
+                              usage=Usage(r.usage.input_tokens, r.usage.output_tokens), model=r.model, finish_reason=r.stop_reason,
+                              max_tokens=max_tokens, thinking_blocks=thinking)
 
 # %% ../nbs/01_llm.ipynb
 class OpenAILLM:
@@ -148,16 +268,17 @@ class OpenAILLM:
 
     def complete(self, messages, tools=None, **params) -> Completion:
         import openai
-        msgs = [{**m, "tool_calls": [{**t, "function": {**t["function"], "arguments": json.dumps(_arguments(t["function"]["arguments"]))}}
-                                     for t in m["tool_calls"]]} if m.get("tool_calls") else m for m in messages]
-        if tools: params["tools"] = [{"type": "function", "function": _function(t)} for t in tools]
+        params = openai_params(self.model, params, self.spec)
+        if tools: params["tools"] = [{"type": "function", "function": {k: v for k, v in _function(t).items() if k in OPENAI_TOOL_FIELDS}} for t in tools]
         with _one_line_errors(self.spec, openai):
-            r = self.client.chat.completions.create(model=self.model, messages=msgs, **_split_params(self.client.chat.completions.create, params))
+            r = self.client.chat.completions.create(model=self.model, messages=_to_openai(messages),
+                                                    **_split_params(self.client.chat.completions.create, params))
             choice = r.choices[0]
             calls = [ToolCall(t.id, t.function.name, _arguments(t.function.arguments)) for t in (choice.message.tool_calls or [])]
             u = r.usage
             return Completion(text=choice.message.content or "", tool_calls=calls, model=r.model, finish_reason=choice.finish_reason,
-                              usage=Usage(u.prompt_tokens, u.completion_tokens) if u else Usage())
+                              usage=Usage(u.prompt_tokens, u.completion_tokens) if u else Usage(),
+                              max_tokens=params.get("max_completion_tokens") or params.get("max_tokens"))
 
 # %% ../nbs/01_llm.ipynb
 SMOLLM2 = "SmolLM2-135M-Instruct"
@@ -247,7 +368,8 @@ class LocalLLM:
         new = out[0][ids["input_ids"].shape[1]:]
         text, calls = parse_tool_calls(tok.decode(new, skip_special_tokens=True))
         finish = "stop" if len(new) < max_tokens or new[-1].item() == tok.eos_token_id else "length"
-        return Completion(text=text, tool_calls=calls, usage=Usage(ids["input_ids"].shape[1], len(new)), model=self.spec, finish_reason=finish)
+        return Completion(text=text, tool_calls=calls, usage=Usage(ids["input_ids"].shape[1], len(new)), model=self.spec, finish_reason=finish,
+                          max_tokens=max_tokens)
 
 # %% ../nbs/01_llm.ipynb
 Answer = Union[str, Completion, dict]

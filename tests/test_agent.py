@@ -6,7 +6,7 @@ import pytest
 from synthsci.aci import load_task
 from synthsci.agent import AgentConfig, LLMPolicy, run_agent, parse_response, history_view
 from synthsci.expert import ScriptedExpert
-from synthsci.llm import Completion, ScriptedLLM, Usage
+from synthsci.llm import AnthropicLLM, Completion, OpenAILLM, ScriptedLLM, ToolCall, Usage
 from synthsci.sandbox import SandboxLimits
 
 FIX = Path(__file__).parent / "fixtures" / "tasks"
@@ -94,3 +94,61 @@ def test_expert_recovers_from_a_slow_model(tmp_path):
 def test_expert_submits_near_the_step_limit(tmp_path):
     t = run_agent(WINE, ScriptedExpert(0), tmp_path / "ws", AgentConfig(max_steps=8), limits=LIMITS)
     assert t.exit_status == "submitted" and len(t.steps) <= 8
+
+
+
+OPENAI_FIELDS = {"system": {"role", "content", "name"}, "user": {"role", "content", "name"},
+                 "assistant": {"role", "content", "name", "tool_calls", "refusal"}, "tool": {"role", "content", "tool_call_id"}}
+
+
+def test_server_that_ignores_tools_falls_back_to_text(tmp_path, recorded):
+    "A self-hosted server without tool support answers a tools request in text: the run goes on in MLGym's format and submits."
+    recorded.serve("openai_mlgym_run", "openai_mlgym_submit")
+    llm = OpenAILLM("qwen3-8b", base_url=recorded.url + "/v1", max_retries=0, timeout_s=10)
+    t = run_agent(WINE, LLMPolicy(llm, temperature=0, max_tokens=512), tmp_path / "ws", AgentConfig(max_steps=5, format="tool_calls"), limits=LIMITS)
+    assert (t.exit_status, [s.action for s in t.steps]) == ("submitted", ["python baseline.py", "submit"])
+    fb = t.model_stats["tool_call_fallback"]
+    assert (fb["step"], fb["switched_to"]) == (1, "mlgym") and t.steps[0].events[0]["kind"] == "tool_call_fallback"
+    assert "format_errors" not in t.model_stats                                # the first answer was read as text
+    first, second = (r["body"] for r in recorded.requests)
+    assert "tools" in first and "tools" not in second                          # said once, then text for the rest of the run
+    assert (second["max_tokens"], second["temperature"]) == (512, 0)           # a self-hosted model keeps its parameters
+    for body in (first, second):
+        for m in body["messages"]: assert set(m) <= OPENAI_FIELDS[m["role"]], m
+    assert t.messages[2]["thought"] and t.messages[2]["agent"] == "primary"    # ... while the trajectory keeps MLGym's fields
+
+
+def test_anthropic_requests_carry_only_role_and_content(tmp_path, recorded, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    recorded.serve("anthropic_mlgym_run", "anthropic_mlgym_submit")
+    llm = AnthropicLLM("claude-sonnet-4-6", max_retries=0, timeout_s=10, base_url=recorded.url)
+    t = run_agent(WINE, LLMPolicy(llm, temperature=0), tmp_path / "ws", AgentConfig(max_steps=5), limits=LIMITS)
+    assert t.exit_status == "submitted" and t.messages[2]["action"] == "python baseline.py"
+    second = recorded.requests[1]["body"]
+    assert [m["role"] for m in second["messages"]] == ["user", "assistant", "user"]
+    assert all(set(m) == {"role", "content"} for m in second["messages"]) and second["temperature"] == 0
+
+
+def test_fallback_off_and_servers_with_tools_keep_the_format_error(tmp_path):
+    text = lambda m, **p: say("look", "ls")
+    t = run_agent(WINE, ScriptedLLM(text), tmp_path / "a", AgentConfig(format="tool_calls", tool_call_fallback=False, max_format_errors=2), limits=LIMITS)
+    assert t.exit_status == "submission_not_found (exit_format)" and t.model_stats["tool_call_fallback"]["switched_to"] is None
+    assert [r["error"] for r in t.model_stats["rejected_answers"]] == ["expected exactly one tool call, found 0 (tool_call_fallback is off)"] * 2
+    # a server that made a tool call before supports tools: an answer without one is an ordinary format error
+    script = [Completion("", [ToolCall("c1", "bash", {"command": "python baseline.py"})]), say("done", "submit"), Completion("", [ToolCall("c2", "submit")])]
+    t = run_agent(WINE, ScriptedLLM(script), tmp_path / "b", AgentConfig(format="tool_calls"), limits=LIMITS)
+    assert t.exit_status == "submitted" and "tool_call_fallback" not in t.model_stats and t.model_stats["format_errors"] == 1
+    assert [m["role"] for m in t.messages[2:]] == ["assistant", "tool", "assistant", "tool"]
+
+
+def test_rejected_answers_are_kept_size_capped(tmp_path):
+    rambling = Completion("Let me think about this. " * 400, finish_reason="length", max_tokens=2000)
+    t = run_agent(WINE, ScriptedLLM([rambling, "no command", say("ok", "submit")]), tmp_path / "a", AgentConfig(), limits=LIMITS)
+    kept = t.model_stats["rejected_answers"]
+    assert t.model_stats["format_errors"] == 2 and [r["step"] for r in kept] == [1, 1]
+    assert kept[0]["text"].startswith("Let me think") and kept[0]["text"].endswith("[... 8000 more characters]") and len(kept[0]["text"]) < 2100
+    assert kept[0]["cut_off"] == "the answer was cut off at max_tokens=2000: raise it" and "cut_off" not in kept[1]
+    assert kept[1] == {"step": 1, "error": "expected exactly one fenced command block, found 0", "text": "no command"}
+    assert not any("Let me think" in (m.get("content") or "") for m in t.messages)   # not in the conversation (SFT data)
+    t = run_agent(WINE, ScriptedLLM(lambda m, **p: "nothing"), tmp_path / "b", AgentConfig(max_steps=30, max_format_errors=30), limits=LIMITS)
+    assert t.model_stats["format_errors"] == 30 and len(t.model_stats["rejected_answers"]) == 20   # the latest 20

@@ -1,7 +1,8 @@
 """The anthropic and openai backends through their real SDKs, against recorded responses in the real wire format
 served on 127.0.0.1; the cache, the ledger and the local SmolLM2 model."""
-import json
+import json, warnings
 import pytest
+import synthsci.llm as llm_mod
 from synthsci.core import Ledger, SynthsciError, current_stage
 from synthsci.llm import AnthropicLLM, OpenAILLM, CachedLLM, LLMError, get_llm, Completion
 
@@ -10,6 +11,17 @@ MSGS = [{"role": "system", "content": "You are a research scientist."},
         {"role": "user", "content": "Propose a research topic."}]
 TOOLS = [{"type": "function", "function": {"name": "open", "description": "Open a file",
           "parameters": {"type": "object", "properties": {"path": {"type": "string"}, "line": {"type": "integer"}}, "required": ["path"]}}}]
+# the conversation as the agent records it from its second step on: MLGym's keys ride on every turn
+AGENT_MSGS = MSGS + [{"role": "assistant", "content": "DISCUSSION\nLook first.\n\n```\nls\n```", "agent": "primary", "thought": "Look first.", "action": "ls"},
+                     {"role": "user", "content": "baseline.py\n(Current Step: 1, Remaining Steps: 9)", "agent": "primary"}]
+OPENAI_FIELDS = {"system": {"role", "content", "name"}, "user": {"role", "content", "name"},
+                 "assistant": {"role", "content", "name", "tool_calls", "refusal"}, "tool": {"role", "content", "tool_call_id"}}
+
+
+@pytest.fixture(autouse=True)
+def fresh_warnings():
+    "Dropped-parameter warnings come once per backend and parameter: start each test afresh."
+    llm_mod._warned_params.clear()
 
 
 @pytest.fixture
@@ -58,7 +70,7 @@ def test_anthropic_429_then_success(recorded, anthropic_llm):
 
 def test_anthropic_500s_exhaust_retries(recorded, anthropic_llm):
     recorded.serve("anthropic_500")
-    with pytest.raises(LLMError, match=r"HTTP 500 after retries") as e:
+    with pytest.raises(LLMError, match=r"HTTP 500 \(after 2 retries\): Internal server error") as e:
         anthropic_llm(retries=2).complete(MSGS)
     assert len(recorded.requests) == 3 and "\n" not in str(e.value)
 
@@ -71,7 +83,8 @@ def test_anthropic_malformed_body(recorded, anthropic_llm):
 
 def test_openai_text_without_key_on_a_local_server(recorded, openai_llm):
     recorded.serve("openai_text")
-    c = openai_llm().complete(MSGS, temperature=0)
+    with pytest.warns(UserWarning, match="not sending temperature=0"):        # gpt-5 is a reasoning model: no temperature
+        c = openai_llm().complete(MSGS, temperature=0)
     assert c.text.startswith("Forecast daily") and (c.usage.input_tokens, c.usage.output_tokens) == (27, 13)
     assert recorded.requests[0]["path"] == "/v1/chat/completions" and recorded.requests[0]["body"]["model"] == "gpt-5"
 
@@ -96,7 +109,7 @@ def test_openai_429_then_success(recorded, openai_llm):
 
 def test_openai_500s_exhaust_retries(recorded, openai_llm):
     recorded.serve("openai_500")
-    with pytest.raises(LLMError, match="HTTP 500 after retries"):
+    with pytest.raises(LLMError, match=r"HTTP 500 \(after 1 retry\): The server had an error"):
         openai_llm(retries=1).complete(MSGS)
     assert len(recorded.requests) == 2
 
@@ -105,6 +118,131 @@ def test_openai_malformed_body(recorded, openai_llm):
     recorded.serve("malformed")
     with pytest.raises(LLMError, match=r"openai:gpt-5@"):
         openai_llm().complete(MSGS)
+
+
+# --- requests carry what the provider defines, no more ------------------------------------------------------
+
+def _openai(recorded, model):
+    return OpenAILLM(model, base_url=recorded.url + "/v1", max_retries=0, timeout_s=10)
+
+
+@pytest.mark.parametrize("model", ["gpt-5", "o4-mini"])    # the default model, and another reasoning model
+def test_openai_reasoning_model_request_body(recorded, monkeypatch, model):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    recorded.serve("openai_text")
+    with pytest.warns(UserWarning) as w:
+        _openai(recorded, model).complete(AGENT_MSGS, max_tokens=256, temperature=0, top_p=0.9, seed=3)
+    assert sorted(str(x.message).split(": ")[1] for x in w if "not sending" in str(x.message)) == ["not sending temperature=0", "not sending top_p=0.9"]
+    body = recorded.requests[0]["body"]
+    assert body["model"] == model and body["max_completion_tokens"] == 256 and body["seed"] == 3
+    assert not {"max_tokens", "temperature", "top_p"} & set(body)
+    for m in body["messages"]: assert set(m) <= OPENAI_FIELDS[m["role"]], m
+    assert body["messages"][2] == {"role": "assistant", "content": AGENT_MSGS[2]["content"]}
+
+
+def test_openai_chat_model_keeps_its_sampling_parameters(recorded, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    recorded.serve("openai_text")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                          # nothing dropped, nothing to say
+        _openai(recorded, "gpt-4.1").complete(AGENT_MSGS, max_tokens=256, temperature=0)
+    body = recorded.requests[0]["body"]
+    assert (body["max_tokens"], body["temperature"]) == (256, 0) and "max_completion_tokens" not in body
+    assert all(set(m) <= OPENAI_FIELDS[m["role"]] for m in body["messages"])
+
+
+def test_openai_dropped_parameter_warns_once(recorded, openai_llm):
+    recorded.serve("openai_text")
+    llm = openai_llm()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        for _ in range(3): llm.complete(MSGS, temperature=0.7)
+    said = [str(x.message) for x in w if "not sending" in str(x.message)]
+    assert len(said) == 1 and said[0].endswith("not sending temperature=0.7: OpenAI reasoning models take only its default value")
+    assert len(recorded.requests) == 3 and not any("temperature" in r["body"] for r in recorded.requests)
+
+
+def test_openai_tool_request_sends_only_function_fields(recorded, openai_llm):
+    recorded.serve("openai_tool_calls")
+    openai_llm().complete(MSGS, tools=[{"type": "function", "function": {**TOOLS[0]["function"], "x-ours": 1}}])
+    assert recorded.requests[0]["body"]["tools"] == TOOLS
+
+
+def test_anthropic_default_model_request_body(recorded, anthropic_llm):
+    recorded.serve("anthropic_text")
+    with pytest.warns(UserWarning, match="not sending top_p=0.9"):
+        anthropic_llm().complete(AGENT_MSGS, temperature=0, top_p=0.9)
+    body = recorded.requests[0]["body"]
+    assert (body["model"], body["max_tokens"], body["temperature"]) == ("claude-sonnet-4-6", 4096, 0) and "top_p" not in body
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    assert all(set(m) == {"role", "content"} for m in body["messages"])
+    assert body["messages"][1]["content"] == AGENT_MSGS[2]["content"]
+
+
+def test_anthropic_thinking_request_and_its_blocks_go_back(recorded, anthropic_llm):
+    recorded.serve("anthropic_thinking_tool_use")
+    llm, think = anthropic_llm(), {"type": "enabled", "budget_tokens": 2048}
+    with pytest.warns(UserWarning, match="not sending temperature=0"):
+        c = llm.complete(MSGS, tools=TOOLS, max_tokens=8192, temperature=0, thinking=think)
+    body = recorded.requests[0]["body"]
+    assert (body["thinking"], body["max_tokens"]) == (think, 8192) and "temperature" not in body
+    assert [t.name for t in c.tool_calls] == ["open"] and c.thinking_blocks[0]["signature"].startswith("EqQB")
+    llm.complete(MSGS + [c.message(), {"role": "tool", "tool_call_id": c.tool_calls[0].id, "content": "1: import numpy"}],
+                 tools=TOOLS, max_tokens=8192, thinking=think)
+    turn = recorded.requests[1]["body"]["messages"][1]
+    assert turn["role"] == "assistant" and [b["type"] for b in turn["content"]] == ["thinking", "tool_use"]
+    assert turn["content"][0] == c.thinking_blocks[0]                           # the thinking block goes back unchanged
+    with pytest.raises(LLMError, match=r"budget_tokens=2048 must be .* below max_tokens=2048: raise max_tokens") as e:
+        llm.complete(MSGS, max_tokens=2048, thinking=think)
+    assert len(recorded.requests) == 2 and "\n" not in str(e.value)            # refused before it was sent
+
+
+def test_anthropic_model_without_sampling_parameters(recorded, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    recorded.serve("anthropic_text")
+    llm = AnthropicLLM("claude-opus-4-7", max_retries=0, timeout_s=10, base_url=recorded.url)
+    with pytest.warns(UserWarning, match="takes no sampling parameters"):
+        llm.complete(MSGS, temperature=0, top_k=5)
+    assert not {"temperature", "top_p", "top_k"} & set(recorded.requests[0]["body"])
+    with pytest.raises(LLMError, match="'adaptive'"):
+        llm.complete(MSGS, thinking={"type": "enabled", "budget_tokens": 2048})
+
+
+# --- errors point the right way ----------------------------------------------------------------------------------
+
+def test_openai_400_detail_is_one_line_and_not_retried(recorded, openai_llm):
+    recorded.serve("openai_400_detail")
+    with pytest.raises(LLMError) as e:
+        openai_llm(retries=3).complete(MSGS)
+    assert len(recorded.requests) == 1                                          # a 4xx other than 408/409/429 is not asked again
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("openai:gpt-5@") and "HTTP 400 (not retried): Model 'qwen3-8b' is not loaded" in msg
+
+
+def test_fastapi_validation_errors_name_the_field(recorded, openai_llm):
+    recorded.serve("openai_422_validation")
+    with pytest.raises(LLMError, match=r"HTTP 422 \(not retried\): body\.messages: Field required"):
+        openai_llm().complete(MSGS)
+    assert len(recorded.requests) == 1
+
+
+def test_anthropic_error_body_reaches_the_user(recorded, anthropic_llm):
+    recorded.serve("anthropic_400")
+    with pytest.raises(LLMError, match=r"HTTP 400 \(not retried\): temperature and top_p cannot both be specified"):
+        anthropic_llm(retries=3).complete(MSGS)
+    assert len(recorded.requests) == 1
+
+
+def test_answers_cut_off_at_max_tokens_say_so(recorded, openai_llm, anthropic_llm):
+    recorded.serve("openai_length")
+    c = openai_llm().complete(MSGS, max_tokens=16)
+    assert (c.finish_reason, c.truncated, c.max_tokens) == ("length", True, 16)
+    assert c.cut_off() == "the answer was cut off at max_tokens=16: raise it"
+    assert recorded.requests[0]["body"]["max_completion_tokens"] == 16
+    recorded.serve("anthropic_max_tokens")
+    c = anthropic_llm().complete(MSGS, max_tokens=16)
+    assert (c.finish_reason, c.truncated, c.cut_off()) == ("max_tokens", True, "the answer was cut off at max_tokens=16: raise it")
+    assert not get_llm("scripted", scripted=["done"]).complete(MSGS).truncated
 
 
 def test_cache_serves_repeat_without_backend_and_keeps_no_key(recorded, monkeypatch, tmp_path):

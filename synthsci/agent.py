@@ -192,18 +192,20 @@ def _no_tool_call(traj: Trajectory, cfg: AgentConfig, n: int, c: Completion) -> 
     if not cfg.tool_call_fallback: raise FormatError("expected exactly one tool call, found 0 (tool_call_fallback is off)")
     return parse_response(c.text)
 
-def _retry_turns(c: Completion, e: FormatError, asked: str, now: str) -> list[dict]:
-    "The turns that show the model its format error: a tool result for a single bad call, else a user turn (the text format's, after a fall back)."
-    if asked == "tool_calls" and now == "mlgym": return [c.message(), {"role": "user", "content": PROMPTS["tool_fallback"] + f"\n({e})"}]
+def _retry_turns(c: Completion, e: FormatError, asked: str, now: str, attempt: str = "") -> list[dict]:
+    """The turns that show the model its format error: a tool result for a single bad call, else a user turn (the text format's, after a fall back).
+    `attempt` ('attempt 2 of 3') makes each re-ask a new request: a deterministic model (greedy decoding, a cache) would answer a repeated one the same."""
+    note = lambda *why: ("\n(" + "; ".join(w for w in why if w) + ")") if any(why) else ""
+    if asked == "tool_calls" and now == "mlgym": return [c.message(), {"role": "user", "content": PROMPTS["tool_fallback"] + note(str(e), attempt)}]
     if asked == "tool_calls" and len(c.tool_calls) == 1:
-        return [c.message(), {"role": "tool", "tool_call_id": c.tool_calls[0].id, "content": PROMPTS["format_error"]}]
-    if asked == "tool_calls" and len(c.tool_calls) > 1: return [{"role": "user", "content": PROMPTS["format_error"]}]
-    return [c.message(), {"role": "user", "content": PROMPTS["format_error"] + f"\n({e})"}]
+        return [c.message(), {"role": "tool", "tool_call_id": c.tool_calls[0].id, "content": PROMPTS["format_error"] + note(attempt)}]
+    if asked == "tool_calls" and len(c.tool_calls) > 1: return [{"role": "user", "content": PROMPTS["format_error"] + note(attempt)}]
+    return [c.message(), {"role": "user", "content": PROMPTS["format_error"] + note(str(e), attempt)}]
 
 def _ask(policy, traj: Trajectory, cfg: AgentConfig, n: int = 0) -> tuple[Completion, str, str]:
     "One valid answer from the policy, re-asking after format errors (each kept in `model_stats`); charges usage to the trajectory."
     extra, stats = [], traj.model_stats
-    for _ in range(cfg.max_format_errors):
+    for k in range(cfg.max_format_errors):
         fmt = _format(traj, cfg)
         view = history_view(traj.messages, cfg.keep_observations) + extra
         if sum(len(m.get("content") or "") for m in view) / 4 > cfg.max_context_tokens: raise ExitRun("exit_context")
@@ -217,7 +219,7 @@ def _ask(policy, traj: Trajectory, cfg: AgentConfig, n: int = 0) -> tuple[Comple
             return (c, *(tool_action(c) if fmt == "tool_calls" else parse_response(c.text)))
         except FormatError as e:
             _reject(traj, n, c, e)
-            extra = _retry_turns(c, e, fmt, _format(traj, cfg))
+            extra = _retry_turns(c, e, fmt, _format(traj, cfg), f"attempt {k + 2} of {cfg.max_format_errors}")
     raise ExitRun("exit_format")
 
 def _record(traj: Trajectory, c: Completion, thought: str, action: str, obs: str, score, state: dict, dt: float, cfg: AgentConfig, events=()):

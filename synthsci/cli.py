@@ -10,7 +10,7 @@ from typing import Optional
 from .core import STAGES, SynthsciError, load_config
 
 # %% auto 0
-__all__ = ['STAGE_FUNCS', 'TOOLS', 'available', 'build_parser', 'status', 'main']
+__all__ = ['STAGE_FUNCS', 'TOOLS', 'KEPT', 'available', 'build_parser', 'status', 'main']
 
 # %% ../nbs/90_cli.ipynb
 STAGE_FUNCS = {  # stage -> 'module:function' taking a RunConfig
@@ -27,6 +27,7 @@ TOOLS = {  # command -> ('module:function' taking argv and returning an exit sta
     "view": ("synthsci.viewer:view_main", "render a trajectory as HTML (TRAJ --html OUT)"),
     "mlgym": ("synthsci.mlgym:mlgym_main", "run an agent on the tasks of your MLGym checkout (--mlgym-root DIR) and score them"),
     "catalog": ("synthsci.catalog_cli:catalog_main", "the local catalog of offline datasets, as a table or --format csv"),
+    "serve": ("synthsci.serve:serve_main", "an OpenAI-compatible chat-completions server for an LLM spec (default: the local SmolLM2) on 127.0.0.1"),
 }
 
 def _resolve(target: str):
@@ -67,14 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/90_cli.ipynb
+KEPT = {"01_topics": "topics", "02_proposals": "proposals", "03_grounded": "grounded", "04_tasks": "coded", "05_validated": "valid"}
+
+def _kept(stage: str, e: dict) -> str:
+    "`kept/rejected` of a stage that records them ('-' otherwise); validate's rejections are its failed tasks."
+    k = KEPT.get(stage)
+    if k not in e: return "-"
+    return f"{e[k]}/{e.get('units_done', 0) - e[k] if stage == '05_validated' else e.get('rejected', 0)}"
+
 def status(run_dir) -> str:
     m_path = Path(run_dir) / "manifest.json"
     if not m_path.exists(): raise SynthsciError(f"{run_dir} is not a run folder (no manifest.json)")
     m = json.loads(m_path.read_text())
     lines = [f"run {m['run_id']}  created {m.get('created')}  git {m.get('git_revision')}",
-             f"{'stage':<14}{'units':>10}{'errors':>8}{'calls':>7}{'tokens in/out':>18}{'cost $':>9}{'wall s':>9}  status"]
+             f"{'stage':<14}{'units':>10}{'kept/rej':>10}{'errors':>8}{'calls':>7}{'tokens in/out':>18}{'cost $':>9}{'wall s':>9}  status"]
     for stage, e in m.get("stages", {}).items():
-        lines.append(f"{stage:<14}{str(e.get('units_done', '-')) + '/' + str(e.get('units_total', '-')):>10}{len(e.get('errors', {})):>8}"
+        lines.append(f"{stage:<14}{str(e.get('units_done', '-')) + '/' + str(e.get('units_total', '-')):>10}{_kept(stage, e):>10}{len(e.get('errors', {})):>8}"
                      f"{e.get('calls', 0):>7}{str(e.get('input_tokens', 0)) + '/' + str(e.get('output_tokens', 0)):>18}"
                      f"{e.get('cost_usd', 0):>9.4f}{e.get('wall_s', 0):>9.1f}  {e.get('status', '')}")
     return "\n".join(lines)

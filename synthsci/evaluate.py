@@ -14,7 +14,7 @@ from .catalog import CATALOG, find_dataset
 from .aci import load_task
 from .aup import aup_report, score_tables
 from .templates import evaluate_code
-from .mlgym import AgentLimits, attempt, baseline_result, build_task, mlgym_tasks, skip_reason, write_tables
+from .mlgym import AgentLimits, attempt, baseline_result, build_task, folder_name, mlgym_tasks, skip_reason, write_tables
 
 # %% auto 0
 __all__ = ['BASELINE', 'BASELINES', 'DESCRIPTION', 'SUITE_VERSION', 'table_of', 'make_suite_task', 'make_eval_suite',
@@ -134,7 +134,7 @@ def evaluate_students(tasks: list[Task], methods: dict[str, str], folder, k: int
     "EvalResults of the baseline and of each method (`{name: policy}`) on each task, k runs each."
     out = [baseline_result(t) for t in tasks]
     for t in tasks:
-        out += [attempt(t, policy, k, Path(folder) / "runs" / name, name, seed, limits, runner) for name, policy in methods.items()]
+        out += [attempt(t, policy, k, Path(folder) / "runs" / folder_name(name), name, seed, limits, runner) for name, policy in methods.items()]
     return out
 
 # %% ../nbs/42_evaluate.ipynb
@@ -220,7 +220,7 @@ def run_evaluate(cfg: RunConfig, runner: Optional[Callable] = None, progress: bo
     units = [(f"baseline-{t.id}", ("baseline", None, t)) for t in tasks] + [(f"{m}-{t.id}", (m, p, t)) for t in tasks for m, p in methods.items()]
     def one(u):
         m, policy, t = u
-        return baseline_result(t) if policy is None else attempt(t, policy, opts.k, folder / "runs" / m, m, seed, opts.limits(), runner)
+        return baseline_result(t) if policy is None else attempt(t, policy, opts.k, folder / "runs" / folder_name(m), m, seed, opts.limits(), runner)
     run_stage(run, folder.name, units, one, ledger=ledger, workers=opts.workers, progress=progress)
     ids = {u for u, _ in units}
     results = [r for r in run.read(folder.name, EvalResult) if f"{r.method}-{r.task_id}" in ids]

@@ -8,7 +8,7 @@ import json, re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Union
-from .core import (upstream, DatasetCard, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
+from .core import (llm_cache_dir, upstream, DatasetCard, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
                            stage_options, write_jsonl, read_jsonl)
 from .llm import llm_from_config
 from .catalog import CATALOG, find_dataset, is_eval_suite_dataset, nearest_datasets
@@ -165,11 +165,11 @@ def run_grounding(cfg: RunConfig) -> Path:
     upstream(run, "proposals", proposals, "proposals")
     topics = {t.id: t for t in run.read(stage_dir_name("topics"), Topic)}
     stage, popts = stage_dir_name("grounding"), stage_options(ProposalsOptions, cfg, "proposals")
-    llm = llm_from_config(cfg.teacher, "teacher", ledger, scripted=scripted_proposals(cfg.seed)) if opts.suggestions else None
+    llm = llm_from_config(cfg.teacher, "teacher", ledger, llm_cache_dir(cfg), scripted=scripted_proposals(cfg.seed)) if opts.suggestions else None
     hub = HubClient(opts.hub_endpoint, opts.viewer_endpoint) if "hub" in opts.sources else None
     mode, cards = structured_mode(llm.spec if llm else "", popts.structured), {}
     def one(p: Proposal):
-        card, revised, rejections = ground(p, llm, opts, mode, hub, cards, topics.get(p.parent_id), popts, **cfg.teacher.params)
+        card, revised, rejections = ground(p, llm, opts, mode, hub, cards, topics.get(p.parent_id), popts, **{"seed": cfg.seed, **cfg.teacher.params})
         if revised: write_jsonl([revised], run.stage_dir(stage) / "revised" / f"{p.id}.jsonl")
         write_rejections(run, stage, p.id, rejections)
         return [card] if card else []

@@ -216,6 +216,7 @@ def anthropic_params(model: str, params: dict, max_tokens: int, spec: str = "") 
     p, spec = dict(params), spec or f"anthropic:{model}"
     thinking, tc = p.get("thinking") or {}, p.get("tool_choice")
     kind = thinking.get("type") if isinstance(thinking, dict) else None
+    _drop(spec, p, ("seed",), "the Messages API has no seed")
     if _claude_version(model) >= ANTHROPIC_NO_SAMPLING:
         _drop(spec, p, ("temperature", "top_p", "top_k"), f"{model} takes no sampling parameters")
         if kind == "enabled": raise LLMError(f"{spec} refuses thinking budgets: use thinking={{'type': 'adaptive'}}")

@@ -8,7 +8,7 @@ import argparse, csv, functools, io, json, math, re, shutil, stat, statistics, s
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
-from .core import EvalResult, LLMConfig, SynthsciError, Task, Trajectory, atomic_write, make_id
+from .core import EvalResult, LLMConfig, SynthsciError, Task, Trajectory, atomic_write, make_id, stable_hash
 from .aci import load_task, metric_direction, task_yaml
 from .rollouts import RolloutOptions, RolloutUnit, rollout, rollout_units, run_in_process
 
@@ -18,7 +18,7 @@ __all__ = ['ENTRYPOINTS', 'LONG_ACTION_TIMEOUT', 'TASK_FIELDS', 'TASK_DEFAULTS',
            'SUBMISSION_FILES', 'SUBMITTED', 'read_yaml', 'yaml_load', 'check_root', 'MLGymTask', 'read_task',
            'mlgym_tasks', 'parse_metric', 'choose_metric', 'gpu_available', 'missing_requirements', 'pip_line',
            'skip_reason', 'house_price_split', 'Preparer', 'prepare_checkout', 'dataset_docs', 'submission_files',
-           'build_task', 'run_scores', 'best_at_k', 'baseline_result', 'measure_baseline', 'AgentLimits',
+           'build_task', 'run_scores', 'best_at_k', 'baseline_result', 'measure_baseline', 'AgentLimits', 'folder_name',
            'policy_units', 'attempt', 'scripted_runner', 'task_baseline', 'write_tables', 'summary_rows',
            'write_summary', 'format_summary', 'evaluate_tasks', 'evaluate_mlgym', 'prepare_main', 'mlgym_main']
 
@@ -406,14 +406,19 @@ class AgentLimits:
     backend: Optional[str] = None       # sandbox backend
     format: str = "mlgym"
 
+def folder_name(name: str) -> str:
+    "A readable folder name for a method or a spec (`openai:Qwen3-8B@http://127.0.0.1:8000/v1` -> `openai-Qwen3-8B-127.0.0.1-8000-v1-<hash>`)."
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", re.sub(r"https?://", "", name)).strip("-.") or "method"
+    return s if s == name else f"{s[:60]}-{stable_hash(name, n=6)}"
+
 def policy_units(task: Task, policy: str, k: int, folder, seed: int = 0, limits: Optional[AgentLimits] = None) -> list[RolloutUnit]:
     "The k rollout units of `policy` on `task`, their files under `folder`."
     lim = limits or AgentLimits()
     opts = RolloutOptions(n_per_task=k, seed=seed, temperatures=[lim.temperature], policy="expert" if policy == "expert" else "llm",
                           format=lim.format, max_steps=lim.max_steps, cost_limit_usd=lim.cost_limit_usd, wall_time_s=lim.wall_time_s,
                           command_timeout_s=lim.command_timeout_s, training_timeout_s=lim.training_timeout_s, backend=lim.backend)
-    llm = LLMConfig(spec=None if policy == "expert" else policy, cache="off", params={"max_tokens": lim.max_tokens})
-    return [u for _, u in rollout_units([task], opts, folder, seed, llm)]
+    llm = LLMConfig(spec=None if policy == "expert" else policy, cache="record", params={"max_tokens": lim.max_tokens})   # answers kept, also the rejected ones
+    return [u for _, u in rollout_units([task], opts, folder, seed, llm, str(Path(folder) / "cache" / "llm"))]
 
 def attempt(task: Task, policy: str, k: int, folder, method: Optional[str] = None, seed: int = 0,
             limits: Optional[AgentLimits] = None, runner: Optional[Callable] = None) -> EvalResult:
@@ -519,7 +524,7 @@ def evaluate_tasks(tasks: list[Task], policies: dict[str, str], out, k: int = 1,
             mine = [baseline_result(t, b["baseline"], b["baseline_source"])]
             for method, policy in policies.items():
                 if progress: print(f"[mlgym] {t.id}: {method} ({policy}), {k} run(s)", flush=True)
-                r = attempt(t, policy, k, out / "runs" / method, method, seed, limits, runner)
+                r = attempt(t, policy, k, out / "runs" / folder_name(method), method, seed, limits, runner)
                 mine.append(r)
                 row[method] = dict(best_attempt=r.best_attempt, best_submission=r.best_submission, exit_statuses=r.exit_statuses)
             results += mine

@@ -8,7 +8,7 @@ import json, random, re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Optional
-from .core import (upstream, Record, Rejection, write_rejections, read_rejections, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
+from .core import (llm_cache_dir, upstream, Record, Rejection, write_rejections, read_rejections, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
                            stage_options, stable_hash, write_jsonl, read_jsonl)
 from .llm import Completion, llm_from_config, default_spec
 from .topics import ML, get_domain, first_json
@@ -185,10 +185,10 @@ def run_proposals(cfg: RunConfig) -> Path:
     run, ledger = open_run(cfg)
     topics = upstream(run, "topics", run.read(stage_dir_name("topics"), Topic), "topics")
     stage = stage_dir_name("proposals")
-    llm = llm_from_config(cfg.teacher, "teacher", ledger, scripted=scripted_proposals(cfg.seed))
+    llm = llm_from_config(cfg.teacher, "teacher", ledger, llm_cache_dir(cfg), scripted=scripted_proposals(cfg.seed))
     mode = structured_mode(llm.spec, opts.structured)
     def one(topic):
-        out = propose(topic, llm, opts, mode, **cfg.teacher.params)
+        out = propose(topic, llm, opts, mode, **{"seed": cfg.seed, **cfg.teacher.params})   # the run's seed reaches every request
         if isinstance(out, Rejection):
             write_rejections(run, stage, topic.id, [out]); return []
         return [out]

@@ -8,7 +8,7 @@ import dataclasses, json, multiprocessing, os, re, shutil, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
-from .core import (upstream, Ledger, LLMConfig, RunConfig, SynthsciError, Task, Trajectory, ValidationReport, current_stage,
+from .core import (llm_cache_dir, upstream, Ledger, LLMConfig, RunConfig, SynthsciError, Task, Trajectory, ValidationReport, current_stage,
                            open_run, run_stage, stage_dir_name, stage_options)
 from .llm import Completion, Usage
 from .aci import load_task
@@ -185,7 +185,11 @@ def rollout_tasks(run, opts: RolloutOptions) -> list[Task]:
     # validation writes the baseline's scores into each task's YAML, after taskgen recorded the Task: read them back
     tasks = [dataclasses.replace(t, baseline_scores=load_task(t.path).baseline_scores)
              for t in run.read(stage_dir_name("taskgen"), Task) if t.id in passed]
-    if not tasks: upstream(run, "validate", [], "validated tasks (or set stages.rollouts.tasks_dir)")
+    if not tasks:   # the tasks that failed validation are its rejections: their last failure's kind, their attempts beside them
+        from synthsci.validate import task_funnel
+        failed = {k.split(":", 1)[1]: v for k, v in task_funnel(run)["rejections"].items() if k.startswith("validate:")}
+        upstream(run, "validate", [], "validated tasks (or set stages.rollouts.tasks_dir)", rejected=failed,
+                 where=run.path / stage_dir_name("validate") / "attempts")
     return tasks
 
 def rollout_units(tasks: list[Task], opts: RolloutOptions, folder, base_seed: int = 0, teacher: Optional[LLMConfig] = None,
@@ -213,7 +217,7 @@ def run_rollouts(cfg: RunConfig, progress: bool = True) -> Path:
     if opts.policy == "auto": opts.policy = "expert" if cfg.teacher.spec in (None, "scripted") else "llm"
     stage = stage_dir_name("rollouts")
     folder = run.stage_dir(stage)
-    units = rollout_units(rollout_tasks(run, opts), opts, folder, cfg.seed, cfg.teacher, str(Path(cfg.runs_dir).parent / "cache" / "llm"))
+    units = rollout_units(rollout_tasks(run, opts), opts, folder, cfg.seed, cfg.teacher, str(llm_cache_dir(cfg)))
     runner = ray_runner(opts) if opts.ray_address else run_in_process
     def one(unit: RolloutUnit) -> Trajectory:
         t = runner(unit)

@@ -8,7 +8,7 @@ import json, os, re, shutil, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
-from .core import (upstream, DatasetCard, Proposal, RunConfig, SynthsciError, Task, atomic_write, make_id, open_run, run_stage,
+from .core import (llm_cache_dir, upstream, DatasetCard, Proposal, RunConfig, SynthsciError, Task, atomic_write, make_id, open_run, run_stage,
                            stage_dir_name, stage_options)
 from .llm import llm_from_config
 from .catalog import CATALOG, find_dataset
@@ -270,6 +270,7 @@ def _rejection(task_id: str, p: Proposal, kind: str, reason: str, answer: str = 
 def generate_task(p: Proposal, card: DatasetCard, llm, folder, opts: TaskgenOptions = TaskgenOptions(), seed: int = 0, **params) -> Union[Task, Rejection]:
     "Write the task of `p` on `card`'s dataset into `folder/<task_id>/`: the `Task`, or a `Rejection` saying why not."
     task_id, prompts = make_id("task", p.id), {**PROMPTS, **opts.prompts}
+    params = {"seed": seed, **params}   # the run's seed reaches the teacher's requests too (teacher.params may set its own)
     minutes = (p.resources or {}).get("cpu_minutes") or (p.resources or {}).get("minutes") or 5
     timeout = int(min(opts.max_timeout, max(opts.min_timeout, 60 * minutes)))
     spec = task_spec(task_id, p, card, timeout)
@@ -299,7 +300,7 @@ def generate_task(p: Proposal, card: DatasetCard, llm, folder, opts: TaskgenOpti
 # %% ../nbs/14_taskgen.ipynb
 def taskgen_teacher(cfg: RunConfig, opts: TaskgenOptions, ledger=None):
     "The teacher that writes task code: the configured LLM, or the scripted teacher with the stage's bug settings."
-    return llm_from_config(cfg.teacher, "teacher", ledger, scripted=scripted_taskgen(cfg.seed, opts.p_bug, tuple(opts.bugs)))
+    return llm_from_config(cfg.teacher, "teacher", ledger, llm_cache_dir(cfg), scripted=scripted_taskgen(cfg.seed, opts.p_bug, tuple(opts.bugs)))
 
 def run_taskgen(cfg: RunConfig) -> Path:
     "Write a task folder for every grounded proposal of `03_grounded/` into `04_tasks/tasks/`, a `Task` record per unit."

@@ -8,7 +8,7 @@ import json, math, random, re
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Callable, Optional, Protocol, runtime_checkable
-from .core import (SynthsciError, Topic, RunConfig, Rejection, make_id, open_run, read_rejections, run_stage, stage_dir_name,
+from .core import (llm_cache_dir, SynthsciError, Topic, RunConfig, Rejection, make_id, open_run, read_rejections, run_stage, stage_dir_name,
                            stage_options, stable_hash, upstream, write_rejections)
 from .llm import llm_from_config
 
@@ -211,7 +211,7 @@ def run_topics(cfg: RunConfig) -> "Path":
     unknown = set(opts.areas) - set(domain.areas)
     if unknown: raise SynthsciError(f"stages.topics.areas names unknown area(s) {sorted(unknown)}: expected some of {sorted(domain.areas)}")
     run, ledger = open_run(cfg)
-    llm = llm_from_config(cfg.teacher, "teacher", ledger, scripted=scripted_topics(cfg.seed))
+    llm = llm_from_config(cfg.teacher, "teacher", ledger, llm_cache_dir(cfg), scripted=scripted_topics(cfg.seed))
     quotas = area_quotas(opts.n_topics, opts.areas or list(domain.areas))
     removed, params = [], {"seed": cfg.seed, **cfg.teacher.params}   # the run's seed and the teacher's sampling settings reach every request
     def one_area(item):

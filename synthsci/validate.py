@@ -228,6 +228,7 @@ def validate_task(task: Task, llm, opts: ValidateOptions = ValidateOptions(), se
                   repairs: int = 1, **params) -> tuple[ValidationReport, list[Attempt]]:
     "Check `task`; on failure fix (p_debug) or rewrite its code with the teacher, at most `opts.k` attempts. The report and every attempt."
     folder, rng = Path(task.path), random.Random(stable_hash([seed, task.id, "debug"]))
+    params = {"seed": seed, **params}   # the run's seed reaches the teacher's requests too (teacher.params may set its own)
     tp, vp = {**TASK_PROMPTS, **(prompts or {})}, {**PROMPTS, **opts.prompts}
     attempts, action, last, failure = [], "initial", None, None   # `failure`: the task's own last failure, which every fix prompt quotes
     for n in range(1, opts.k + 1):

@@ -94,7 +94,11 @@ def _stage_exit(out) -> int:
     out = Path(str(out))
     m = out.parent / "manifest.json"
     st = json.loads(m.read_text()).get("stages", {}).get(out.name, {}) if m.is_file() else {}
-    status = st.get("status", "complete")
+    status, k = st.get("status", "complete"), KEPT.get(out.name)
+    if status == "complete" and k in st and st[k] == 0 and st.get("units_total", 0) > 0:
+        print(f"stage {out.name} ran every unit but kept none ({_kept(out.name, st)} kept/rejected): the rejections and the answers "
+              f"are in {out / 'rejected'}" + (f" and {out / 'attempts'}" if out.name == "05_validated" else ""), file=sys.stderr)
+        return 3
     if status == "complete": return 0
     errs = st.get("errors") or {}
     print(f"stage {out.name} ended {status}" + (f"; first failure: {next(iter(errs))}: {next(iter(errs.values()))}" if errs else ""), file=sys.stderr)

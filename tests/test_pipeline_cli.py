@@ -94,3 +94,15 @@ def test_a_stage_that_ends_incomplete_exits_non_zero(tmp_path, monkeypatch, caps
     assert code == 3 and "stage 01_topics ended incomplete: 1 unit(s) failed" in err and "the server dropped the connection" in err, err
     assert main(["topics", "configs/quickstart.yaml", f"runs_dir={tmp_path}", "teacher.cache='off'", "stages.topics.n_topics=1",
                  "stages.topics.areas=[graphs]", "run_id=other"]) == 0
+
+
+def test_a_stage_that_kept_nothing_exits_non_zero(tmp_path, monkeypatch, capsys):
+    "A stage whose every unit was rejected (a weak teacher) says so and exits 3, rather than passing an empty stage on."
+    import synthsci.proposals as proposals_mod
+    from synthsci.cli import main
+    over = [f"runs_dir={tmp_path}", "teacher.cache='off'", "stages.topics.n_topics=1", "stages.topics.areas=[graphs]"]
+    assert main(["topics", "configs/quickstart.yaml", *over]) == 0
+    monkeypatch.setattr(proposals_mod, "scripted_proposals", lambda seed: (lambda m, **p: "A nice task on some graph data."))
+    code = main(["proposals", "configs/quickstart.yaml", *over])
+    err = capsys.readouterr().err
+    assert code == 3 and "stage 02_proposals ran every unit but kept none (0/1 kept/rejected)" in err and "02_proposals/rejected" in err, err

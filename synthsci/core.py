@@ -390,7 +390,7 @@ def git_revision(path=".") -> Optional[str]:
 class Run:
     "A run folder: its stage folders, its units and its manifest."
     def __init__(self, run_id: str, runs_dir="data/runs", config: Optional[dict] = None):
-        self.run_id, self.path = run_id, Path(runs_dir) / run_id
+        self.run_id, self.path, self.config = run_id, Path(runs_dir) / run_id, config   # `config`: this invocation's, recorded by each stage it runs
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         m = self.manifest
@@ -474,7 +474,7 @@ def run_stage(run: Run, stage: str, units: Iterable[tuple[str, Any]], fn: Callab
         write_jsonl(out if isinstance(out, (list, tuple)) else [out], run.unit_path(stage, u))
         return u
 
-    record(status="running")
+    record(status="running", **({"config": run.config} if run.config is not None else {}))   # which config (teacher, seed, ...) ran this stage
     token = current_stage.set(stage)
     try:
         bar = tqdm(total=len(ids), initial=len(done), desc=stage, disable=not progress, unit="unit")

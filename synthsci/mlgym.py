@@ -334,7 +334,8 @@ def best_at_k(trajs: list[Trajectory], task: Task, method: str) -> EvalResult:
     attempts, subs = [a for a, _ in per_run if a is not None], [s for _, s in per_run if s is not None]
     return EvalResult(id=make_id("eval", method, task.id), parent_id=task.id, task_id=task.id, method=method, runs=len(trajs),
                       best_attempt=pick(attempts) if attempts else None, best_submission=pick(subs) if subs else None,
-                      scores=[{"run": t.id, "score": t.score, "best_attempt": a, "submission": s} for t, (a, s) in zip(trajs, per_run)],
+                      scores=[{"run": t.id, "score": t.score, "best_attempt": a, "submission": s,
+                               "error": t.model_stats.get("api_error") or t.model_stats.get("environment_error")} for t, (a, s) in zip(trajs, per_run)],
                       exit_statuses=[t.exit_status for t in trajs])
 
 def baseline_result(task: Task, value: Optional[float] = None, source: Optional[str] = None) -> EvalResult:
@@ -475,6 +476,11 @@ def summary_rows(report: dict) -> list[dict]:
         meas = v.get("baseline_measured") or {}
         status = "scored" if v["status"] == "scored" else f"skipped: {v['reason']}"
         if v["status"] == "scored" and v.get("baseline") is None: status += "; left out of the score tables: no baseline"
+        for m in report["methods"]:    # a method without a score says how its runs ended (an API failure, a format error, ...)
+            mv = v.get(m) or {}
+            if v["status"] == "scored" and mv.get("best_attempt") is None:
+                status += f"; {m}: no score: {', '.join(sorted(set(mv.get('exit_statuses') or []))) or 'no run'}"
+                if mv.get("errors"): status += f": {mv['errors'][0][:160]}"
         r = dict(task=key, status=status, metric=v.get("metric", ""), direction=v.get("direction", ""), baseline=v.get("baseline"),
                  baseline_source=v.get("baseline_source", ""), baseline_yaml=v.get("baseline_yaml"),
                  **{f"measured_{s}": meas.get(s) for s in ("runs", "mean", "std", "min", "max")})
@@ -527,6 +533,7 @@ def evaluate_tasks(tasks: list[Task], policies: dict[str, str], out, k: int = 1,
                 r = attempt(t, policy, k, out / "runs" / folder_name(method), method, seed, limits, runner)
                 mine.append(r)
                 row[method] = dict(best_attempt=r.best_attempt, best_submission=r.best_submission, exit_statuses=r.exit_statuses)
+                if errs := [s["error"] for s in r.scores if isinstance(s, dict) and s.get("error")]: row[method]["errors"] = errs
             results += mine
         except Exception as e:   # one task's failure costs that task, never the run
             row = dict(status="skipped", reason=f"failed while running: {type(e).__name__}: {e}"[:600], **info.get(t.id, {}))

@@ -292,3 +292,12 @@ def test_the_rl_extra_is_what_the_skip_reason_installs():
     cfg.read(Path(__file__).parents[1] / "settings.ini")
     assert cfg["DEFAULT"]["rl_requirements"].split() == list(RL_PACKAGES)
     assert '"rl": reqs("rl_requirements")' in (Path(__file__).parents[1] / "setup.py").read_text()
+
+
+def test_a_method_without_a_score_says_how_its_runs_ended(tmp_path, capsys):
+    "An API failure the trajectory knows about reaches the summary, not just an empty cell."
+    from synthsci.core import SynthsciError
+    def down(messages, **params): raise SynthsciError("openai:x@http://127.0.0.1:9/v1: HTTP 503 (after 4 retries): the server is down")
+    rep = evaluate_mlgym(ROOT, {"remote": "scripted"}, tmp_path, names=["tinyHouse"], gpu=False, runner=scripted_runner(lambda u: down))
+    row = {r["task"]: r["status"] for r in csv.DictReader((tmp_path / "summary.csv").open())}["tinyHouse"]
+    assert "remote: no score: submission_not_found (exit_api): openai:x@http://127.0.0.1:9/v1: HTTP 503" in row, row

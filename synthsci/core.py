@@ -16,7 +16,7 @@ __all__ = ['Direction', 'RECORD_TYPES', 'current_stage', 'TRACKED_PACKAGES', 'ST
            'ValidationReport', 'Step', 'Trajectory', 'SFTExample', 'EvalResult', 'write_jsonl', 'read_jsonl',
            'to_dataset', 'from_dataset', 'write_parquet', 'read_parquet', 'from_config', 'LLMConfig', 'RunConfig',
            'load_config', 'Ledger', 'package_versions', 'git_revision', 'Run', 'run_stage', 'stage_dir_name',
-           'stage_options', 'open_run', 'upstream', 'llm_cache_dir', 'Rejection', 'write_rejections', 'read_rejections']
+           'stage_options', 'open_run', 'Rejection', 'write_rejections', 'read_rejections', 'upstream', 'llm_cache_dir']
 
 # %% ../nbs/00_core.ipynb
 class SynthsciError(Exception):
@@ -536,33 +536,6 @@ def open_run(cfg: RunConfig) -> tuple[Run, Ledger]:
     return run, ledger
 
 # %% ../nbs/00_core.ipynb
-def upstream(run: Run, name: str, records: list, what: str, rejected: Optional[dict] = None, where=None) -> list:
-    """The records of stage `name` that the next stage works on; none is a one-line error saying whether `name` never ran or ran and kept nothing.
-    The rejections counted are the `kind` of each record in the stage's `rejected/` folder, unless `rejected` (kind -> count) and `where` say otherwise."""
-    if records: return records
-    folder = stage_dir_name(name)
-    st = run.manifest.get("stages", {}).get(folder)
-    if not st: raise SynthsciError(f"no {what} in {run.path / folder}: the {name} stage has not run; run it first")
-    rej = Path(where) if where else run.path / folder / "rejected"
-    if rejected is None:
-        rejected = {}
-        lines = [l for p in sorted(rej.glob("*.jsonl")) if not p.name.startswith(".") for l in p.read_text().splitlines() if l.strip()] if rej.is_dir() else []
-        for k in (json.loads(l).get("kind") or "?" for l in lines): rejected[k] = rejected.get(k, 0) + 1
-    n_rej = sum(rejected.values())
-    kinds = (": " + ", ".join(f"{k} {v}" for k, v in sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])))) if n_rej else ""
-    errs = st.get("errors") or {}
-    first = f" (first: {next(iter(errs))}: {next(iter(errs.values()))})" if errs else ""
-    raise SynthsciError(f"the {name} stage ran ({st.get('status', '?')}) but kept no {what}: {st.get('units_done', 0)} of {st.get('units_total', 0)} "
-                        f"units done, {len(errs)} failed{first}, {n_rej} rejected{kinds}" + (f" (reasons and answers in {rej})" if n_rej else "")
-                        + f"; fix the cause and run the {name} stage again")
-
-# %% ../nbs/00_core.ipynb
-def llm_cache_dir(cfg: RunConfig, llm: Optional[LLMConfig] = None) -> Path:
-    "Where a run's LLM answers are cached: the LLM section's `cache_dir` when the config names a shared one, else `<run folder>/cache/llm` (one place for every stage and command)."
-    named = (llm or cfg.teacher).cache_dir
-    return Path(named).expanduser() if named else Path(cfg.runs_dir) / cfg.run_id / "cache" / "llm"
-
-# %% ../nbs/00_core.ipynb
 @dataclass(kw_only=True)
 class Rejection(Record):
     "Why a unit of a stage produced nothing (its `parent_id` is the record it was working on)."
@@ -579,3 +552,29 @@ def write_rejections(run, stage: str, unit_id: str, rejections: list[Rejection])
 def read_rejections(run, stage: str) -> list[Rejection]:
     d = run.path / stage / "rejected"
     return [r for p in sorted(d.glob("*.jsonl")) if not p.name.startswith(".") for r in read_jsonl(Rejection, p)] if d.exists() else []
+
+# %% ../nbs/00_core.ipynb
+def upstream(run: Run, name: str, records: list, what: str, rejected: Optional[dict] = None, where=None) -> list:
+    """The records of stage `name` that the next stage works on; none is a one-line error saying whether `name` never ran or ran and kept nothing.
+    The rejections counted are the `kind` of each record in the stage's `rejected/` folder, unless `rejected` (kind -> count) and `where` say otherwise."""
+    if records: return records
+    folder = stage_dir_name(name)
+    st = run.manifest.get("stages", {}).get(folder)
+    if not st: raise SynthsciError(f"no {what} in {run.path / folder}: the {name} stage has not run; run it first")
+    rej = Path(where) if where else run.path / folder / "rejected"
+    if rejected is None:
+        rejected = {}
+        for r in read_rejections(run, folder): rejected[r.kind] = rejected.get(r.kind, 0) + 1
+    n_rej = sum(rejected.values())
+    kinds = (": " + ", ".join(f"{k} {v}" for k, v in sorted(rejected.items(), key=lambda kv: (-kv[1], kv[0])))) if n_rej else ""
+    errs = st.get("errors") or {}
+    first = f" (first: {next(iter(errs))}: {next(iter(errs.values()))})" if errs else ""
+    raise SynthsciError(f"the {name} stage ran ({st.get('status', '?')}) but kept no {what}: {st.get('units_done', 0)} of {st.get('units_total', 0)} "
+                        f"units done, {len(errs)} failed{first}, {n_rej} rejected{kinds}" + (f" (reasons and answers in {rej})" if n_rej else "")
+                        + f"; fix the cause and run the {name} stage again")
+
+# %% ../nbs/00_core.ipynb
+def llm_cache_dir(cfg: RunConfig, llm: Optional[LLMConfig] = None) -> Path:
+    "Where a run's LLM answers are cached: the LLM section's `cache_dir` when the config names a shared one, else `<run folder>/cache/llm` (one place for every stage and command)."
+    named = (llm or cfg.teacher).cache_dir
+    return Path(named).expanduser() if named else Path(cfg.runs_dir) / cfg.run_id / "cache" / "llm"

@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
 from .core import EvalResult, LLMConfig, SynthsciError, Task, Trajectory, atomic_write, make_id, stable_hash
 from .aci import load_task, metric_direction, task_yaml
+from .seal import python_artefacts
 from .rollouts import RolloutOptions, RolloutUnit, rollout, rollout_units, run_in_process
 
 # %% auto 0
@@ -270,10 +271,7 @@ def dataset_docs(task: MLGymTask) -> str:
 
 def submission_files(task: MLGymTask) -> list[str]:
     "The files a Python task scores: the table's, else its baseline's .py files that are not the evaluator, else its starter .py files but the evaluator and the opponent (target*.py)."
-    if task.key in SUBMISSION_FILES: return SUBMISSION_FILES[task.key]
-    evs = {PurePosixPath(str(p)).name for p in task.cfg["evaluation_paths"]}
-    py = lambda ps: [PurePosixPath(str(p)).name for p in ps if str(p).endswith(".py") and PurePosixPath(str(p)).name not in evs]
-    return py(task.cfg["baseline_paths"]) or [n for n in py(task.cfg["starter_code"]) if not n.startswith("target")]
+    return SUBMISSION_FILES.get(task.key) or python_artefacts(task.cfg)   # the rule of synthsci.seal, where the table does not correct it
 
 def build_task(task: MLGymTask, dest) -> Task:
     "Write `task` as one of our task folders under `dest/<key>` (rebuilt every time) and load it."

@@ -12,8 +12,8 @@ from .core import SynthsciError, Task
 
 # %% auto 0
 __all__ = ['INTEGRITY', 'MAX_SUBMISSION_BYTES', 'SCRATCH_SHOWN', 'MAX_SUBMISSION_FILES', 'AGENT', 'BOOT', 'Rejection', 'snapshot',
-           'check_csv', 'artefacts', 'sealed_kind', 'note', 'installed_modules', 'workspace_notes', 'Score',
-           'evaluate_snapshot', 'score_submission']
+           'check_csv', 'artefacts', 'python_artefacts', 'sealed_kind', 'note', 'installed_modules', 'workspace_notes',
+           'Score', 'evaluate_snapshot', 'score_submission']
 
 # %% ../nbs/02b_seal.ipynb
 INTEGRITY = frozenset({"symlink", "hardlink", "special_file", "directory", "too_large", "bad_path", "swapped", "duplicate_ids",
@@ -158,11 +158,14 @@ def artefacts(task: Task, cfg: dict) -> list[str]:
     if cfg.get("submission_artefacts"): return [str(a) for a in cfg["submission_artefacts"]]
     kind = task.task_entrypoint
     if kind == "CSVSubmissionTasks": return ["submission.csv"]
-    if kind == "PythonSubmissionTasks":
-        paths = [PurePosixPath(str(p)).name for p in cfg.get("baseline_paths") or [] if str(p).endswith(".py")]
-        evaluators = {PurePosixPath(str(p)).name for p in cfg.get("evaluation_paths") or []}
-        return paths or [PurePosixPath(str(p)).name for p in cfg.get("starter_code") or [] if str(p).endswith(".py") and PurePosixPath(str(p)).name not in evaluators]
+    if kind == "PythonSubmissionTasks": return python_artefacts(cfg)
     return ["."]
+
+def python_artefacts(cfg: dict) -> list[str]:
+    "What a Python task's agent edits: its baseline's .py files that are not the evaluator (MLGym's games name the evaluator as their baseline), else its starter .py files but the evaluator and the opponent (`target*.py`)."
+    evaluators = {PurePosixPath(str(p)).name for p in cfg.get("evaluation_paths") or []}
+    py = lambda ps: [n for n in (PurePosixPath(str(p)).name for p in ps or []) if n.endswith(".py") and n not in evaluators]
+    return py(cfg.get("baseline_paths")) or [n for n in py(cfg.get("starter_code")) if not n.startswith("target")]
 
 def sealed_kind(task: Task) -> bool:
     "Can this task's score be sealed (no agent code inside the evaluator's process)?"

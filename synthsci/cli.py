@@ -10,16 +10,9 @@ from typing import Optional
 from .core import STAGES, SynthsciError, load_config
 
 # %% auto 0
-__all__ = ['STAGE_FUNCS', 'TOOLS', 'KEPT', 'available', 'build_parser', 'status', 'main']
+__all__ = ['TOOLS', 'KEPT', 'build_parser', 'status', 'main']
 
 # %% ../nbs/90_cli.ipynb
-STAGE_FUNCS = {  # stage -> 'module:function' taking a RunConfig
-    "topics": "synthsci.topics:run_topics", "proposals": "synthsci.proposals:run_proposals",
-    "grounding": "synthsci.grounding:run_grounding", "taskgen": "synthsci.taskgen:run_taskgen",
-    "validate": "synthsci.validate:run_validate", "rollouts": "synthsci.rollouts:run_rollouts",
-    "filter": "synthsci.filter:run_filter", "sftdata": "synthsci.sftdata:run_sftdata", "train": "synthsci.train:run_train",
-    "evaluate": "synthsci.evaluate:run_evaluate", "aup": "synthsci.evaluate:run_aup", "figures": "synthsci.evaluate:run_figures",
-}
 TOOLS = {  # command -> ('module:function' taking argv and returning an exit status, help)
     "sandbox": ("synthsci.sandbox:sandbox_main", "run one command in the sandbox exactly as task code runs"),
     "aup": ("synthsci.aup:aup_main", "AUP of score tables shaped like MLGym's (BEST.csv [--last LAST.csv] [--minimize TASK ...]; directions.json beside BEST.csv is read)"),
@@ -31,18 +24,13 @@ TOOLS = {  # command -> ('module:function' taking argv and returning an exit sta
 }
 
 def _resolve(target: str):
-    "The function `module:function` names, or None when that module does not exist in this version."
+    "The function `module:function` names (the stage registry `core.STAGES` and `TOOLS` hold such names)."
     mod, fn = target.split(":")
-    if importlib.util.find_spec(mod) is None: return None
-    return getattr(importlib.import_module(mod), fn, None)
-
-def available(target: str) -> bool:
-    return importlib.util.find_spec(target.split(":")[0]) is not None
+    return getattr(importlib.import_module(mod), fn)
 
 # %% ../nbs/90_cli.ipynb
 def build_parser() -> argparse.ArgumentParser:
-    stages = "\n".join(f"  {name:<10} {folder:<13} {desc}{'' if available(STAGE_FUNCS[name]) else '  [not in this version yet]'}"
-                       for name, (folder, desc) in STAGES.items())
+    stages = "\n".join(f"  {name:<10} {s.folder:<13} {s.what}" for name, s in STAGES.items())
     p = argparse.ArgumentParser(prog="synthsci", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="AI Scientist via Synthetic Task Scaling: synthesize ML research tasks, collect agent trajectories, "
                     "fine-tune a student, evaluate it with AUP.",
@@ -55,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="a YAML run config, e.g. configs/quickstart.yaml")
     r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seed=1 teacher.spec=openai:gpt-5")
     r.add_argument("--stages", help="comma-separated stages to run (default: the config's pipeline)")
-    for name, (folder, desc) in STAGES.items():
+    for name, stage in STAGES.items():
         if name in TOOLS: continue
-        s = sub.add_parser(name, help=f"{desc} -> {folder}/")
+        s = sub.add_parser(name, help=f"{stage.what} -> {stage.folder}/")
         s.add_argument("config"); s.add_argument("overrides", nargs="*")
     st = sub.add_parser("status", help="what a run has done: units, errors, tokens and cost per stage")
     st.add_argument("run_dir")
@@ -109,7 +97,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if argv and argv[0] in TOOLS:
             fn = _resolve(TOOLS[argv[0]][0])
-            if fn is None: raise SynthsciError(f"'{argv[0]}' is not in this version of synthsci yet")
             return int(fn(argv[1:]) or 0)
         args = build_parser().parse_args(argv)
         if args.command is None: build_parser().print_help(); return 0
@@ -123,9 +110,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             c = get_llm(args.spec).complete([{"role": "user", "content": args.prompt}], max_tokens=args.max_tokens)
             print(c.text); print(f"[{c.model}: {c.usage.input_tokens} tokens in, {c.usage.output_tokens} out]", file=sys.stderr); return 0
         cfg = load_config(args.config, args.overrides)   # a bad config is reported first, whatever the stage
-        fn = _resolve(STAGE_FUNCS[args.command])
-        if fn is None: raise SynthsciError(f"stage '{args.command}' is not in this version of synthsci yet")
-        out = fn(cfg)
+        out = _resolve(STAGES[args.command].func)(cfg)
         print(out)
         return _stage_exit(out)
     except SynthsciError as e:

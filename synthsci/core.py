@@ -8,14 +8,14 @@ import contextlib, contextvars, dataclasses, hashlib, json, os, subprocess, sys,
 import warnings
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Iterable, Literal, NamedTuple, Optional, Union, get_args, get_origin, get_type_hints
 
 # %% auto 0
 __all__ = ['Direction', 'RECORD_TYPES', 'current_stage', 'TRACKED_PACKAGES', 'STAGES', 'SynthsciError', 'BudgetExceeded',
            'atomic_write', 'stable_hash', 'make_id', 'Record', 'Topic', 'Proposal', 'DatasetCard', 'Task',
            'ValidationReport', 'Step', 'Trajectory', 'SFTExample', 'EvalResult', 'write_jsonl', 'read_jsonl',
            'to_dataset', 'from_dataset', 'write_parquet', 'read_parquet', 'from_config', 'LLMConfig', 'RunConfig',
-           'load_config', 'Ledger', 'package_versions', 'git_revision', 'Run', 'run_stage', 'stage_dir_name',
+           'load_config', 'Ledger', 'package_versions', 'git_revision', 'Run', 'run_stage', 'Stage', 'stage_dir_name',
            'stage_options', 'open_run', 'Rejection', 'write_rejections', 'read_rejections', 'upstream', 'llm_cache_dir']
 
 # %% ../nbs/00_core.ipynb
@@ -503,24 +503,44 @@ def run_stage(run: Run, stage: str, units: Iterable[tuple[str, Any]], fn: Callab
     return run.manifest["stages"][stage]
 
 # %% ../nbs/00_core.ipynb
-STAGES = {  # name -> (folder in the run directory, what it does)
-    "topics":    ("01_topics",    "sample research topics over the domain's taxonomy, near-duplicates removed"),
-    "proposals": ("02_proposals", "the teacher proposes a task per topic: dataset, target, metric, baseline idea"),
-    "grounding": ("03_grounded",  "check each proposed dataset on the Hub or the local catalog; record its card"),
-    "taskgen":   ("04_tasks",     "write each task in MLGym's format: config, starter code, baseline, evaluator"),
-    "validate":  ("05_validated", "dry-run each task in the sandbox, with the self-debugging loop"),
-    "rollouts":  ("06_rollouts",  "the agent attempts each validated task N times; full trajectories recorded"),
-    "filter":    ("07_filtered",  "keep successful, short, non-degenerate trajectories"),
-    "sftdata":   ("08_sft",       "turn kept trajectories into TRL's conversational SFT dataset"),
-    "train":     ("09_train",     "fine-tune the student with TRL's SFTTrainer"),
-    "evaluate":  ("10_eval",      "run students on the evaluation suite or MLGym; Best Attempt/Submission@k"),
-    "aup":       ("11_aup",       "area under the performance profile, MLGym's metric"),
-    "figures":   ("12_figures",   "the run's figures and the paper's reproduced"),
+class Stage(NamedTuple):
+    "One pipeline stage: its folder in the run, what it does, the function running it, its options class and its run notebook."
+    folder: str
+    what: str
+    func: str                 # 'module:function' taking a RunConfig
+    options: Optional[str]    # 'module:Class' of its `stages.<name>` options (None: it has none of its own)
+    notebook: str             # its papermill run notebook, shipped with the package
+
+STAGES = {  # the one registry of stages, in pipeline order: the CLI, `synthsci run` and the run store all read it
+    "topics":    Stage("01_topics",    "sample research topics over the domain's taxonomy, near-duplicates removed",
+                       "synthsci.topics:run_topics", "synthsci.topics:TopicsOptions", "10_topics.ipynb"),
+    "proposals": Stage("02_proposals", "the teacher proposes a task per topic: dataset, target, metric, baseline idea",
+                       "synthsci.proposals:run_proposals", "synthsci.proposals:ProposalsOptions", "12_proposals.ipynb"),
+    "grounding": Stage("03_grounded",  "check each proposed dataset on the Hub or the local catalog; record its card",
+                       "synthsci.grounding:run_grounding", "synthsci.grounding:GroundingOptions", "13_grounding.ipynb"),
+    "taskgen":   Stage("04_tasks",     "write each task in MLGym's format: config, starter code, baseline, evaluator",
+                       "synthsci.taskgen:run_taskgen", "synthsci.taskgen:TaskgenOptions", "14_taskgen.ipynb"),
+    "validate":  Stage("05_validated", "dry-run each task in the sandbox, with the self-debugging loop",
+                       "synthsci.validate:run_validate", "synthsci.validate:ValidateOptions", "15_validate.ipynb"),
+    "rollouts":  Stage("06_rollouts",  "the agent attempts each validated task N times; full trajectories recorded",
+                       "synthsci.rollouts:run_rollouts", "synthsci.rollouts:RolloutOptions", "20_rollouts.ipynb"),
+    "filter":    Stage("07_filtered",  "keep successful, short, non-degenerate trajectories",
+                       "synthsci.filter:run_filter", "synthsci.filter:FilterOptions", "21_filter.ipynb"),
+    "sftdata":   Stage("08_sft",       "turn kept trajectories into TRL's conversational SFT dataset",
+                       "synthsci.sftdata:run_sftdata", "synthsci.sftdata:SFTDataOptions", "22_sftdata.ipynb"),
+    "train":     Stage("09_train",     "fine-tune the student with TRL's SFTTrainer",
+                       "synthsci.train:run_train", "synthsci.train:TrainOptions", "30_train.ipynb"),
+    "evaluate":  Stage("10_eval",      "run students on the evaluation suite or MLGym; Best Attempt/Submission@k",
+                       "synthsci.evaluate:run_evaluate", "synthsci.evaluate:EvalOptions", "42_evaluate.ipynb"),
+    "aup":       Stage("11_aup",       "area under the performance profile, MLGym's metric",
+                       "synthsci.evaluate:run_aup", None, "43_aup.ipynb"),
+    "figures":   Stage("12_figures",   "the run's figures and the paper's reproduced",
+                       "synthsci.evaluate:run_figures", None, "50_figures.ipynb"),
 }
 
 def stage_dir_name(stage: str) -> str:
     if stage not in STAGES: raise SynthsciError(f"unknown stage {stage!r}: expected one of {', '.join(STAGES)}")
-    return STAGES[stage][0]
+    return STAGES[stage].folder
 
 def stage_options(cls, cfg: RunConfig, stage: str):
     "The checked options of `stage` from the config's `stages.<stage>` section (defaults where absent)."

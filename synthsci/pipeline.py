@@ -54,8 +54,8 @@ def run_pipeline(config, overrides: Iterable[str] = (), stages: Optional[Iterabl
             pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters=dict(config=config, overrides=overrides),
                                 kernel_name="python3", cwd=str(root), progress_bar=False)
         except pm.PapermillExecutionError as e:
-            run.update_stage(STAGES[stage][0], notebook=str(out_dir / nb.name))
+            run.update_stage(STAGES[stage].folder, notebook=str(out_dir / nb.name))
             raise SynthsciError(f"stage {stage} failed: {e.ename}: {str(e.evalue).splitlines()[0] if e.evalue else ''} "
                                 f"(executed notebook: {out_dir / nb.name}; run again to resume)") from None
-        run.update_stage(STAGES[stage][0], notebook=str(out_dir / nb.name), notebook_wall_s=round(time.time() - t0, 2))
+        run.update_stage(STAGES[stage].folder, notebook=str(out_dir / nb.name), notebook_wall_s=round(time.time() - t0, 2))
     return run.path

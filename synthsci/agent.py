@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
 from .core import SynthsciError, Step, Task, Trajectory, atomic_write, stable_hash
-from .llm import Completion, ToolCall, price
+from .llm import Completion, ToolCall, cost_usd
 from .aci import ACI, ACI_COMMANDS, rejected_as_attack
 from .seal import artefacts
 
@@ -211,9 +211,10 @@ def _ask(policy, traj: Trajectory, cfg: AgentConfig, n: int = 0) -> tuple[Comple
         if sum(len(m.get("content") or "") for m in view) / 4 > cfg.max_context_tokens: raise ExitRun("exit_context")
         try: c = policy.complete(view, **({"tools": TOOLS} if fmt == "tool_calls" else {}))
         except SynthsciError as e: stats["api_error"] = str(e)[:300]; raise ExitRun("exit_api")
-        p = None if c.cached else price(policy.spec)
+        cost = cost_usd(policy.spec, c.usage)   # the LLM layer's one price function; a cached answer costs nothing, and says what it saved
         stats["api_calls"] += 1; stats["tokens_sent"] += c.usage.input_tokens; stats["tokens_received"] += c.usage.output_tokens
-        stats["total_cost"] += 0.0 if p is None else (c.usage.input_tokens * p[0] + c.usage.output_tokens * p[1]) / 1e6
+        stats["total_cost"] += 0.0 if c.cached else cost
+        if c.cached: stats["cached_calls"] = stats.get("cached_calls", 0) + 1; stats["saved_usd"] = stats.get("saved_usd", 0.0) + cost
         try:
             if fmt == "tool_calls" and not c.tool_calls: return (c, *_no_tool_call(traj, cfg, n, c))
             return (c, *(tool_action(c) if fmt == "tool_calls" else parse_response(c.text)))

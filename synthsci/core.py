@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, NamedTuple, Optional, Union, get_args, get_origin, get_type_hints
 
 # %% auto 0
-__all__ = ['Direction', 'RECORD_TYPES', 'current_stage', 'TRACKED_PACKAGES', 'STAGES', 'SynthsciError', 'BudgetExceeded',
-           'atomic_write', 'stable_hash', 'make_id', 'Record', 'Topic', 'Proposal', 'DatasetCard', 'Task',
-           'ValidationReport', 'Step', 'Trajectory', 'SFTExample', 'EvalResult', 'write_jsonl', 'read_jsonl',
-           'to_dataset', 'from_dataset', 'write_parquet', 'read_parquet', 'from_config', 'LLMConfig', 'RunConfig',
-           'load_config', 'Ledger', 'package_versions', 'git_revision', 'Run', 'run_stage', 'Stage', 'stage_dir_name',
-           'stage_options', 'open_run', 'Rejection', 'write_rejections', 'read_rejections', 'upstream', 'llm_cache_dir']
+__all__ = ['Direction', 'RECORD_TYPES', 'current_stage', 'LEDGER_ZERO', 'TRACKED_PACKAGES', 'STAGES', 'OPERATIONAL_FIELDS',
+           'SynthsciError', 'BudgetExceeded', 'atomic_write', 'stable_hash', 'make_id', 'Record', 'Topic', 'Proposal',
+           'DatasetCard', 'Task', 'ValidationReport', 'Step', 'Trajectory', 'SFTExample', 'EvalResult', 'write_jsonl',
+           'read_jsonl', 'to_dataset', 'from_dataset', 'write_parquet', 'read_parquet', 'from_config', 'check_ranges',
+           'LLMConfig', 'RunConfig', 'load_config', 'Ledger', 'package_versions', 'git_revision', 'Run', 'Stage',
+           'stage_dir_name', 'stage_options', 'config_conflicts', 'resume_conflicts', 'run_stage', 'open_run',
+           'Rejection', 'write_rejections', 'read_rejections', 'upstream', 'llm_cache_dir']
 
 # %% ../nbs/00_core.ipynb
 class SynthsciError(Exception):
@@ -287,7 +288,23 @@ def from_config(cls, d: dict, where: str = ""):
         if k not in names:
             raise SynthsciError(f"unknown config field '{where + '.' if where else ''}{k}': expected one of {sorted(names)}")
     hints = get_type_hints(cls)
-    return cls(**{k: _check(hints[k], v, f"{where + '.' if where else ''}{k}") for k, v in d.items()})
+    try: return cls(**{k: _check(hints[k], v, f"{where + '.' if where else ''}{k}") for k, v in d.items()})
+    except SynthsciError as e:   # a range check in `__post_init__` names the bare field: say where it sits in the config
+        if where and str(e).split(" ", 1)[0].split("[", 1)[0] in names: raise SynthsciError(f"{where}.{e}") from None
+        raise
+
+# %% ../nbs/00_core.ipynb
+def check_ranges(obj, where: str = "", **bounds):
+    """Raise a one-line `SynthsciError` for the first field of `obj` outside its bounds `(low, high)` (inclusive; None: open).
+    A list field has each element checked; None and non-numbers are left to the type checks. E.g. in a stage's options:
+    `def __post_init__(self): check_ranges(self, "stages.topics", n_topics=(0, None), dedupe_threshold=(0, 1))`."""
+    for name, (low, high) in bounds.items():
+        value = getattr(obj, name)
+        for i, v in (enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]):
+            if v is None or isinstance(v, bool) or not isinstance(v, (int, float)): continue
+            if v == v and (low is None or v >= low) and (high is None or v <= high): continue   # v != v: NaN
+            rule = f"between {low} and {high}" if low is not None and high is not None else f">= {low}" if low is not None else f"<= {high}"
+            raise SynthsciError(f"{where + '.' if where else ''}{name}{'' if i is None else f'[{i}]'} must be {rule}, not {v!r}")
 
 # %% ../nbs/00_core.ipynb
 @dataclass
@@ -300,6 +317,12 @@ class LLMConfig:
     timeout_s: float = 120.0
     params: dict = field(default_factory=dict)  # e.g. {'temperature': 0.7, 'max_tokens': 2048}
     cache_dir: Optional[str] = None     # a shared record/replay cache folder; None: the run's own, <run folder>/cache/llm
+    requests_per_minute: Optional[int] = None   # the provider's rate limits, kept by waiting (None: no limit)
+    tokens_per_minute: Optional[int] = None     # input + output tokens
+
+    def __post_init__(self):
+        check_ranges(self, max_retries=(0, None), max_concurrency=(1, None), requests_per_minute=(1, None), tokens_per_minute=(1, None))
+        if isinstance(self.timeout_s, (int, float)) and not self.timeout_s > 0: raise SynthsciError(f"timeout_s must be > 0, not {self.timeout_s!r}")
 
 @dataclass
 class RunConfig:
@@ -312,6 +335,13 @@ class RunConfig:
     student: LLMConfig = field(default_factory=lambda: LLMConfig(spec="local"))
     pipeline: list[str] = field(default_factory=list)  # the stages `synthsci run` executes, in order (empty: all that exist)
     stages: dict = field(default_factory=dict)  # per-stage options, checked by each stage
+
+    def __post_init__(self):
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int): raise SynthsciError(f"seed must be an integer, not {self.seed!r}")
+        check_ranges(self, seed=(0, 2**32 - 1))   # numpy and torch take seeds in this range
+        b = self.budget_usd
+        if b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)) or not b > 0):
+            raise SynthsciError(f"budget_usd must be a number > 0 (or null: no cap), not {b!r}")
 
 # %% ../nbs/00_core.ipynb
 def _parse_override(s: str):
@@ -340,32 +370,39 @@ def load_config(path=None, overrides: Iterable[str] = (), cls=RunConfig):
 
 # %% ../nbs/00_core.ipynb
 current_stage: contextvars.ContextVar[str] = contextvars.ContextVar("synthsci_stage", default="-")
+LEDGER_ZERO = dict(calls=0, cached_calls=0, input_tokens=0, output_tokens=0, cost_usd=0.0, saved_usd=0.0)   # a stage's totals before any call
 
 @dataclass
 class Ledger:
     "Tokens and cost per stage, with a hard budget in USD for the whole run."
     budget_usd: Optional[float] = None
-    stages: dict = field(default_factory=dict)   # stage -> {'calls', 'input_tokens', 'output_tokens', 'cost_usd', 'cached_calls'}
+    stages: dict = field(default_factory=dict)   # stage -> {'calls', 'cached_calls', 'input_tokens', 'output_tokens', 'cost_usd', 'saved_usd'}
 
     def __post_init__(self): self._lock = threading.Lock()
 
     @property
     def cost_usd(self) -> float: return sum(s["cost_usd"] for s in self.stages.values())
 
+    @property
+    def spent(self) -> bool: return self.budget_usd is not None and self.cost_usd >= self.budget_usd
+
     def check(self):
         "Raise `BudgetExceeded` when the budget is spent (called before every paid call)."
-        if self.budget_usd is not None and self.cost_usd >= self.budget_usd:
+        if self.spent:
             raise BudgetExceeded(f"LLM budget of ${self.budget_usd:.2f} spent (${self.cost_usd:.4f}): "
                                  "raise budget_usd and run again to resume")
 
-    def charge(self, input_tokens: int, output_tokens: int, cost_usd: float = 0.0, cached: bool = False, stage=None):
+    def charge(self, input_tokens: int, output_tokens: int, cost_usd: float = 0.0, cached: bool = False, stage=None,
+               saved_usd: float = 0.0, calls: int = 1, cached_calls: Optional[int] = None):
+        "Add `calls` calls (default one) to the stage; `cached`: all were answered from the cache, else `cached_calls` of them."
         with self._lock:
-            s = self.stages.setdefault(stage or current_stage.get(), dict(calls=0, cached_calls=0, input_tokens=0, output_tokens=0, cost_usd=0.0))
-            s["calls"] += 1; s["cached_calls"] += int(cached)
-            s["input_tokens"] += input_tokens; s["output_tokens"] += output_tokens; s["cost_usd"] += cost_usd
+            s = self.stages.setdefault(stage or current_stage.get(), {})
+            for k, v in dict(calls=calls, cached_calls=cached_calls if cached_calls is not None else calls * int(cached),
+                             input_tokens=input_tokens, output_tokens=output_tokens, cost_usd=cost_usd, saved_usd=saved_usd).items():
+                s[k] = s.get(k, 0) + v
 
     def stage_totals(self, stage: str) -> dict:
-        return dict(self.stages.get(stage, dict(calls=0, cached_calls=0, input_tokens=0, output_tokens=0, cost_usd=0.0)))
+        return {**LEDGER_ZERO, **self.stages.get(stage, {})}
 
 # %% ../nbs/00_core.ipynb
 TRACKED_PACKAGES = ("synthsci", "torch", "transformers", "trl", "datasets", "peft", "anthropic", "openai", "huggingface_hub")
@@ -397,8 +434,7 @@ class Run:
         if not m:
             m = dict(run_id=run_id, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=config or {},
                      versions=package_versions(), git_revision=git_revision(), stages={})
-        elif config is not None: m["config"] = config
-        self._write_manifest(m)
+            self._write_manifest(m)   # a resumed run's config is recorded by the stages this invocation runs (`run_stage`)
 
     @classmethod
     def from_config(cls, cfg: RunConfig) -> "Run": return cls(cfg.run_id, cfg.runs_dir, dataclasses.asdict(cfg))
@@ -412,11 +448,12 @@ class Run:
 
     def _write_manifest(self, m: dict): atomic_write(self.manifest_path, json.dumps(m, indent=2, default=str))
 
-    def update_stage(self, stage: str, **entry):
-        "Merge `entry` into the manifest's record of `stage`."
+    def update_stage(self, stage: str, record_config: bool = False, **entry):
+        "Merge `entry` into the manifest's record of `stage`; `record_config`: record this invocation's config there and as the run's latest."
         with self._lock:
             m = self.manifest
             m["stages"].setdefault(stage, {}).update(entry)
+            if record_config and self.config is not None: m["stages"][stage]["config"] = m["config"] = self.config
             self._write_manifest(m)
 
     def stage_dir(self, stage: str) -> Path:
@@ -437,70 +474,6 @@ class Run:
         return [r for p in sorted(d.glob("*.jsonl")) if not p.name.startswith(".") for r in read_jsonl(cls, p)] if d.exists() else []
 
     def __repr__(self): return f"Run({self.run_id!r}, path={str(self.path)!r})"
-
-# %% ../nbs/00_core.ipynb
-def _one_line(e: BaseException) -> str:
-    s = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {s[0] if s else ''}"[:300]
-
-def run_stage(run: Run, stage: str, units: Iterable[tuple[str, Any]], fn: Callable[[Any], list[Record]],
-              ledger: Optional[Ledger] = None, workers: int = 1, progress: bool = True, raise_errors: bool = False) -> dict:
-    "Run `fn` on every `(unit_id, input)` not done yet, writing its records to `<stage>/<unit_id>.jsonl`."
-    from tqdm.auto import tqdm
-    from concurrent.futures import ThreadPoolExecutor
-    units = list(units)
-    ids = [u for u, _ in units]
-    if len(set(ids)) != len(ids): raise ValueError(f"stage {stage}: unit ids are not unique")
-    done = run.done_units(stage) & set(ids)   # one listing of the folder; afterwards finished units are counted as they land
-    finished = set(done)
-    todo = [(u, x) for u, x in units if u not in done]
-    ledger = ledger or Ledger()
-    before = dict(run.manifest.get("stages", {}).get(stage, {}))
-    prev = {k: before.get(k, 0) for k in ("wall_s", "calls", "input_tokens", "output_tokens", "cost_usd")}
-    spent0 = ledger.stage_totals(stage)
-    errors, t0, status = dict(before.get("errors", {})), time.time(), "complete"
-    for u in done: errors.pop(u, None)
-
-    def record(**extra):
-        spent = ledger.stage_totals(stage)
-        run.update_stage(stage, units_total=len(ids), units_done=len(finished),
-                         wall_s=round(prev["wall_s"] + time.time() - t0, 3), errors=errors,
-                         **{k: prev[k] + spent[k] - spent0[k] for k in ("calls", "input_tokens", "output_tokens", "cost_usd")}, **extra)
-
-    def work(unit):
-        u, x = unit
-        ledger.check()
-        out = fn(x)
-        write_jsonl(out if isinstance(out, (list, tuple)) else [out], run.unit_path(stage, u))
-        return u
-
-    record(status="running", **({"config": run.config} if run.config is not None else {}))   # which config (teacher, seed, ...) ran this stage
-    token = current_stage.set(stage)
-    try:
-        bar = tqdm(total=len(ids), initial=len(done), desc=stage, disable=not progress, unit="unit")
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            futures = [pool.submit(contextvars.copy_context().run, work, unit) for unit in todo]
-            for (u, _), fut in zip(todo, futures):
-                try:
-                    fut.result(); errors.pop(u, None); finished.add(u)
-                except BudgetExceeded as e:
-                    status = f"stopped: {e}"
-                    for f in futures: f.cancel()
-                    break
-                except Exception as e:
-                    if raise_errors: raise
-                    errors[u] = _one_line(e)
-                bar.update(1); record(status="running")
-        bar.close()
-    except BaseException as e:
-        record(status=f"interrupted: {_one_line(e)}")
-        raise
-    finally:
-        current_stage.reset(token)
-    if status == "complete" and errors: status = f"incomplete: {len(errors)} unit(s) failed; run again to retry them"
-    record(status=status)
-    if status.startswith("stopped"): warnings.warn(f"stage {stage} {status}")
-    return run.manifest["stages"][stage]
 
 # %% ../nbs/00_core.ipynb
 class Stage(NamedTuple):
@@ -547,12 +520,155 @@ def stage_options(cls, cfg: RunConfig, stage: str):
     return from_config(cls, cfg.stages.get(stage) or {}, where=f"stages.{stage}")
 
 # %% ../nbs/00_core.ipynb
-def open_run(cfg: RunConfig) -> tuple[Run, Ledger]:
-    "The run folder of `cfg` (created or resumed) and its ledger, loaded with what the run has spent so far."
+OPERATIONAL_FIELDS = (   # config fields a resumed run may change: how it runs, not what its units hold
+    "run_id", "runs_dir", "budget_usd", "pipeline", "*timeout_s",
+    *(f"{role}.{f}" for role in ("teacher", "student")
+      for f in ("cache", "cache_dir", "max_retries", "max_concurrency", "requests_per_minute", "tokens_per_minute")),
+    "stages.*.workers", "stages.*.progress",
+    "stages.rollouts.ray_address", "stages.rollouts.cpus_per_rollout", "stages.rollouts.gpus_per_rollout", "stages.rollouts.keep_workspaces",
+)
+_UNSET = object()
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    "Nested dicts as `dotted.name -> value` (an empty dict holds no value)."
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict): out.update(_flat(v, f"{prefix}{k}."))
+        else: out[f"{prefix}{k}"] = v
+    return out
+
+def _as_json(x): return json.loads(json.dumps(x, default=str))
+
+def _defaults(cls) -> dict:
+    "The flat default values of a config class (none when it cannot be built without arguments)."
+    try: return _flat(_as_json(dataclasses.asdict(cls())))
+    except (TypeError, SynthsciError): return {}
+
+def _stage_defaults(name: str) -> dict:
+    "The flat defaults of a stage's options, read through its options class in `STAGES` (none when it has none)."
+    import importlib
+    if not (name in STAGES and STAGES[name].options): return {}
+    mod, cls = STAGES[name].options.split(":")
+    try: return _defaults(getattr(importlib.import_module(mod), cls))
+    except (ImportError, AttributeError): return {}
+
+# %% ../nbs/00_core.ipynb
+def _has_units(path: Path, entry: dict) -> bool:
+    return bool(entry.get("units_done")) or any(not p.name.startswith(".") for p in path.glob("*.jsonl"))
+
+def config_conflicts(old: dict, new: dict, folder: str) -> dict:
+    """The content fields in which config `new` differs from `old`, the config that made the units of stage `folder`:
+    `dotted name -> (old value, new value)`. Both sides get the defaults under them (an older config may lack a field)."""
+    from fnmatch import fnmatch
+    name = {s.folder: n for n, s in STAGES.items()}.get(folder)
+    top = lambda c: {**_defaults(RunConfig), **_flat({k: v for k, v in _as_json(c).items() if k != "stages"})}
+    a, b = top(old), top(new)
+    sa, sb = ((old.get("stages") or {}).get(name) or {}), ((new.get("stages") or {}).get(name) or {})
+    if name and sa != sb:
+        d = _stage_defaults(name)
+        a.update(_flat({**d, **_flat(sa)}, f"stages.{name}.")); b.update(_flat({**d, **_flat(sb)}, f"stages.{name}."))
+    return {k: (a.get(k, _UNSET), b.get(k, _UNSET)) for k in sorted(set(a) | set(b))
+            if a.get(k, _UNSET) != b.get(k, _UNSET) and not any(fnmatch(k, p) for p in OPERATIONAL_FIELDS)}
+
+def resume_conflicts(cfg: RunConfig, stages: Optional[Iterable[str]] = None) -> dict:
+    """What `config_conflicts` finds for every stage of `cfg`'s run that has units (or only those of `stages`, by name or
+    folder): `dotted name -> (the run's value, this config's value, [stage folders])`; empty for a new run."""
+    path, out = Path(cfg.runs_dir) / cfg.run_id, {}
+    m = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").exists() else {}
+    wanted = None if stages is None else {STAGES[s].folder if s in STAGES else s for s in stages}
+    for folder, entry in m.get("stages", {}).items():
+        old = entry.get("config") or m.get("config")
+        if not old or (wanted is not None and folder not in wanted) or not _has_units(path / folder, entry): continue
+        for k, (a, b) in config_conflicts(old, dataclasses.asdict(cfg), folder).items(): out.setdefault(k, (a, b, []))[2].append(folder)
+    return out
+
+def _refusal(run_id: str, runs_dir, bad: dict) -> SynthsciError:
+    show = lambda v: "(unset)" if v is _UNSET else v if isinstance(v, str) else json.dumps(v)
+    n = 2
+    while (Path(runs_dir) / f"{run_id}-{n}").exists(): n += 1
+    folders = sorted({f for *_, fs in bad.values() for f in fs})
+    return SynthsciError(f"run {run_id} was made with {', '.join(f'{k}={show(v[0])}' for k, v in bad.items())} "
+                         f"({', '.join(folders)} {'has' if len(folders) == 1 else 'have'} units); this config has "
+                         f"{', '.join(f'{k}={show(v[1])}' for k, v in bad.items())}: use a new run_id (e.g. run_id={run_id}-{n}) "
+                         "or the run's own config")
+
+# %% ../nbs/00_core.ipynb
+def _one_line(e: BaseException) -> str:
+    s = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {s[0] if s else ''}"[:300]
+
+def run_stage(run: Run, stage: str, units: Iterable[tuple[str, Any]], fn: Callable[[Any], list[Record]],
+              ledger: Optional[Ledger] = None, workers: int = 1, progress: bool = True, raise_errors: bool = False) -> dict:
+    "Run `fn` on every `(unit_id, input)` not done yet, writing its records to `<stage>/<unit_id>.jsonl`."
+    from tqdm.auto import tqdm
+    from concurrent.futures import ThreadPoolExecutor
+    units = list(units)
+    ids = [u for u, _ in units]
+    if len(set(ids)) != len(ids): raise ValueError(f"stage {stage}: unit ids are not unique")
+    done = run.done_units(stage) & set(ids)   # one listing of the folder; afterwards finished units are counted as they land
+    finished = set(done)
+    todo = [(u, x) for u, x in units if u not in done]
+    ledger = ledger or Ledger()
+    before = dict(run.manifest.get("stages", {}).get(stage, {}))
+    prev = {k: before.get(k, 0) for k in ("wall_s", *LEDGER_ZERO)}
+    spent0 = ledger.stage_totals(stage)
+    errors, t0, status = dict(before.get("errors", {})), time.time(), "complete"
+    for u in done: errors.pop(u, None)
+
+    def record(**extra):
+        spent = ledger.stage_totals(stage)
+        run.update_stage(stage, units_total=len(ids), units_done=len(finished),
+                         wall_s=round(prev["wall_s"] + time.time() - t0, 3), errors=errors,
+                         **{k: prev[k] + spent[k] - spent0[k] for k in LEDGER_ZERO}, **extra)
+
+    def work(unit):
+        u, x = unit
+        ledger.check()
+        out = fn(x)
+        write_jsonl(out if isinstance(out, (list, tuple)) else [out], run.unit_path(stage, u))
+        return u
+
+    if run.config is not None and _has_units(run.path / stage, before):   # a resumed stage: its units must stay what their config says
+        old = before.get("config") or run.manifest.get("config")
+        bad = {k: (*v, [stage]) for k, v in config_conflicts(old, run.config, stage).items()} if old else {}
+        if bad: raise _refusal(run.run_id, run.path.parent, bad)
+    record(status="running", record_config=True)   # which config (teacher, seed, ...) ran this stage
+    token = current_stage.set(stage)
+    try:
+        bar = tqdm(total=len(ids), initial=len(done), desc=stage, disable=not progress, unit="unit")
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, work, unit) for unit in todo]
+            for (u, _), fut in zip(todo, futures):
+                try:
+                    fut.result(); errors.pop(u, None); finished.add(u)
+                except BudgetExceeded as e:
+                    status = f"stopped: {e}"
+                    for f in futures: f.cancel()
+                    break
+                except Exception as e:
+                    if raise_errors: raise
+                    errors[u] = _one_line(e)
+                bar.update(1); record(status="running")
+        bar.close()
+    except BaseException as e:
+        record(status=f"interrupted: {_one_line(e)}")
+        raise
+    finally:
+        current_stage.reset(token)
+    if status == "complete" and errors: status = f"incomplete: {len(errors)} unit(s) failed; run again to retry them"
+    record(status=status)
+    if status.startswith("stopped"): warnings.warn(f"stage {stage} {status}")
+    return run.manifest["stages"][stage]
+
+# %% ../nbs/00_core.ipynb
+def open_run(cfg: RunConfig, stages: Optional[Iterable[str]] = None) -> tuple[Run, Ledger]:
+    """The run folder of `cfg` (created or resumed) and its ledger, loaded with what the run has spent so far.
+    `stages` (names or folders): refuse now, naming the fields, a config that would change the units those stages already have."""
+    if stages is not None and (bad := resume_conflicts(cfg, stages)): raise _refusal(cfg.run_id, cfg.runs_dir, bad)
     run = Run.from_config(cfg)
     ledger = Ledger(budget_usd=cfg.budget_usd)
     for stage, e in run.manifest.get("stages", {}).items():
-        ledger.stages[stage] = {k: e.get(k, 0) for k in ("calls", "cached_calls", "input_tokens", "output_tokens", "cost_usd")}
+        ledger.stages[stage] = {k: e.get(k, 0) for k in LEDGER_ZERO}
     return run, ledger
 
 # %% ../nbs/00_core.ipynb

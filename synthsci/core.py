@@ -15,8 +15,8 @@ __all__ = ['Direction', 'RECORD_TYPES', 'current_stage', 'LEDGER_ZERO', 'TRACKED
            'SynthsciError', 'BudgetExceeded', 'atomic_write', 'stable_hash', 'make_id', 'Record', 'Topic', 'Proposal',
            'DatasetCard', 'Task', 'ValidationReport', 'Step', 'Trajectory', 'SFTExample', 'EvalResult', 'write_jsonl',
            'read_jsonl', 'to_dataset', 'from_dataset', 'write_parquet', 'read_parquet', 'from_config', 'check_ranges',
-           'LLMConfig', 'RunConfig', 'load_config', 'Ledger', 'package_versions', 'git_revision', 'Run', 'Stage',
-           'stage_dir_name', 'stage_options', 'config_conflicts', 'resume_conflicts', 'run_stage', 'open_run',
+           'LLMConfig', 'RunConfig', 'read_yaml', 'load_config', 'Ledger', 'package_versions', 'git_revision', 'Run',
+           'Stage', 'stage_dir_name', 'stage_options', 'config_conflicts', 'resume_conflicts', 'run_stage', 'open_run',
            'Rejection', 'write_rejections', 'read_rejections', 'upstream', 'llm_cache_dir']
 
 # %% ../nbs/00_core.ipynb
@@ -319,6 +319,7 @@ class LLMConfig:
     cache_dir: Optional[str] = None     # a shared record/replay cache folder; None: the run's own, <run folder>/cache/llm
     requests_per_minute: Optional[int] = None   # the provider's rate limits, kept by waiting (None: no limit)
     tokens_per_minute: Optional[int] = None     # input + output tokens
+    batch: bool = False                 # the non-interactive stages (topics, proposals, taskgen, fixes) use the provider's batch interface: half the price, up to 24 h of latency; journaled in <cache_dir>/batches
 
     def __post_init__(self):
         check_ranges(self, max_retries=(0, None), max_concurrency=(1, None), requests_per_minute=(1, None), tokens_per_minute=(1, None))
@@ -344,6 +345,18 @@ class RunConfig:
             raise SynthsciError(f"budget_usd must be a number > 0 (or null: no cap), not {b!r}")
 
 # %% ../nbs/00_core.ipynb
+def read_yaml(path, what: str = "YAML file") -> dict:
+    "The mapping in the YAML file `path` (`what` it is, for messages), or a one-line `SynthsciError` naming the file."
+    import yaml
+    p = Path(path)
+    if not p.is_file(): raise SynthsciError(f"{what} {p} {'is a folder, not a file' if p.is_dir() else 'does not exist'}")
+    try: d = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e: raise SynthsciError(f"{what} {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if d is None: return {}
+    if not isinstance(d, dict): raise SynthsciError(f"{what} {p} must hold a mapping of fields, not a {type(d).__name__}")
+    return d
+
+# %% ../nbs/00_core.ipynb
 def _parse_override(s: str):
     k, sep, v = s.partition("=")
     if not sep: raise SynthsciError(f"override '{s}' is not key=value (e.g. teacher.spec=scripted)")
@@ -352,14 +365,7 @@ def _parse_override(s: str):
 
 def load_config(path=None, overrides: Iterable[str] = (), cls=RunConfig):
     "Read a YAML config (or none), apply `a.b=value` overrides, and check every field."
-    import yaml
-    d = {}
-    if path is not None:
-        p = Path(path)
-        if not p.exists(): raise SynthsciError(f"config file {p} does not exist")
-        try: d = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e: raise SynthsciError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}")
-        if not isinstance(d, dict): raise SynthsciError(f"config file {p} must hold a mapping of fields, not a {type(d).__name__}")
+    d = {} if path is None else read_yaml(path, "config file")
     for o in overrides:
         k, v = _parse_override(o)
         node, *_ = [d]
@@ -506,9 +512,9 @@ STAGES = {  # the one registry of stages, in pipeline order: the CLI, `synthsci 
     "evaluate":  Stage("10_eval",      "run students on the evaluation suite or MLGym; Best Attempt/Submission@k",
                        "synthsci.evaluate:run_evaluate", "synthsci.evaluate:EvalOptions", "42_evaluate.ipynb"),
     "aup":       Stage("11_aup",       "area under the performance profile, MLGym's metric",
-                       "synthsci.evaluate:run_aup", None, "43_aup.ipynb"),
+                       "synthsci.aup:run_aup", None, "43_aup.ipynb"),
     "figures":   Stage("12_figures",   "the run's figures and the paper's reproduced",
-                       "synthsci.evaluate:run_figures", None, "50_figures.ipynb"),
+                       "synthsci.plots:run_figures", None, "50_figures.ipynb"),
 }
 
 def stage_dir_name(stage: str) -> str:
@@ -523,7 +529,7 @@ def stage_options(cls, cfg: RunConfig, stage: str):
 OPERATIONAL_FIELDS = (   # config fields a resumed run may change: how it runs, not what its units hold
     "run_id", "runs_dir", "budget_usd", "pipeline", "*timeout_s",
     *(f"{role}.{f}" for role in ("teacher", "student")
-      for f in ("cache", "cache_dir", "max_retries", "max_concurrency", "requests_per_minute", "tokens_per_minute")),
+      for f in ("cache", "cache_dir", "max_retries", "max_concurrency", "requests_per_minute", "tokens_per_minute", "batch")),
     "stages.*.workers", "stages.*.progress",
     "stages.rollouts.ray_address", "stages.rollouts.cpus_per_rollout", "stages.rollouts.gpus_per_rollout", "stages.rollouts.keep_workspaces",
 )

@@ -8,7 +8,7 @@ import base64, json, re, shlex, shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
-from .core import SynthsciError, Task
+from .core import SynthsciError, Task, read_yaml
 from .seal import Score, score_submission
 
 # %% auto 0
@@ -25,12 +25,10 @@ def metric_direction(metric: str) -> str:
 
 def task_yaml(path) -> dict:
     "The task YAML of a task folder (or of the YAML file itself) as a dict."
-    import yaml
     p = Path(path)
     f = p / "task.yaml" if p.is_dir() else p
     if not f.exists(): raise SynthsciError(f"no task.yaml in {p}: a task folder needs MLGym's task YAML (id, description, ...)")
-    try: d = yaml.safe_load(f.read_text()) or {}
-    except yaml.YAMLError as e: raise SynthsciError(f"{f} is not valid YAML: {str(e).splitlines()[0]}")
+    d = read_yaml(f, "task YAML")
     for k in ("id", "description"):
         if not d.get(k): raise SynthsciError(f"{f} has no '{k}': add it (MLGym's task YAML needs id and description)")
     return d

@@ -8,15 +8,15 @@ import json, re, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Protocol, runtime_checkable
-from .core import SynthsciError, Step, Task, Trajectory, atomic_write, stable_hash
+from .core import SynthsciError, Step, Task, Trajectory, stable_hash
 from .llm import Completion, ToolCall, cost_usd
 from .aci import ACI, ACI_COMMANDS, rejected_as_attack
 from .seal import artefacts
+from .trajectory import from_mlgym, save_trajectory  # from_mlgym: for synthsci.rollouts until it imports it from synthsci.trajectory
 
 # %% auto 0
 __all__ = ['PROMPTS', 'TOOLS', 'REJECTED_KEEP', 'REJECTED_CHARS', 'prompt_hash', 'FormatError', 'parse_response', 'tool_action',
-           'Policy', 'LLMPolicy', 'history_view', 'AgentConfig', 'ExitRun', 'run_agent', 'to_mlgym', 'from_mlgym',
-           'save_trajectory']
+           'Policy', 'LLMPolicy', 'history_view', 'AgentConfig', 'ExitRun', 'run_agent']
 
 # %% ../nbs/04_agent.ipynb
 PROMPTS = {
@@ -286,36 +286,3 @@ def _autosubmit(aci, traj: Trajectory, reason: str):
     if traj.steps: traj.steps[-1].events += [{**e, "at": "autosubmission"} for e in events]
     rejected = aci is not None and rejected_as_attack(aci.last)
     traj.exit_status = (f"autosubmission ({reason})" if score else f"submission_rejected ({reason})" if rejected else f"submission_not_found ({reason})")
-
-# %% ../nbs/04_agent.ipynb
-def _submission_name(traj: Trajectory) -> str:
-    "The submitted artefact(s): `submission.csv` for CSV tasks, `strategy.py` for MLGym's games, `workspace` for model tasks."
-    names = traj.provenance.get("submission_artefacts") or ["submission.csv"]
-    return ", ".join("workspace" if n == "." else n for n in names)
-
-def to_mlgym(traj: Trajectory, task: Optional[Task] = None) -> dict:
-    "A trajectory as MLGym's `.traj` JSON."
-    steps = [{"state": json.dumps(s.state), "response": s.response, "thought": s.thought, "action": s.action,
-              "observation": s.observation, "execution_time": s.execution_time, "score": s.score, "events": s.events} for s in traj.steps]
-    return {"environment": "synthsci", "trajectory": steps, "history": traj.messages,
-            "info": {"model_stats": traj.model_stats, "exit_status": traj.exit_status, "submission": _submission_name(traj) if traj.score else None,
-                     "score": traj.score, "baseline": (task.baseline_scores or [{}])[0] if task else {}, "provenance": traj.provenance,
-                     "id": traj.id, "task_id": traj.task_id}}
-
-def from_mlgym(d: dict, traj_id: str = "") -> Trajectory:
-    "A `.traj` JSON (ours or MLGym's) as a `Trajectory`."
-    info = d.get("info", {})
-    steps = [Step(thought=s.get("thought", ""), action=s.get("action", ""), observation=s.get("observation", ""), response=s.get("response", ""),
-                  state=json.loads(s["state"]) if isinstance(s.get("state"), str) else (s.get("state") or {}), execution_time=s.get("execution_time", 0.0), score=s.get("score"),
-                  events=s.get("events") or [])
-             for s in d.get("trajectory", [])]
-    return Trajectory(id=info.get("id") or traj_id, task_id=info.get("task_id", ""), steps=steps, messages=d.get("history", []),
-                      exit_status=info.get("exit_status", ""), score=info.get("score", []), model_stats=info.get("model_stats", {}),
-                      provenance=info.get("provenance", {}))
-
-def save_trajectory(traj: Trajectory, folder, task: Optional[Task] = None):
-    "Write `<folder>/<id>.traj` and `<folder>/results.json` atomically (nothing when `folder` is None)."
-    if folder is None: return
-    d = to_mlgym(traj, task)
-    atomic_write(Path(folder) / f"{traj.id}.traj", json.dumps(d, indent=1, default=str))
-    atomic_write(Path(folder) / "results.json", json.dumps({"agent": traj.score, "baseline": d["info"]["baseline"]}, indent=1))

@@ -9,72 +9,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
-from .core import (upstream, RunConfig, SynthsciError, Task, Trajectory, Run, atomic_write, open_run, read_jsonl, run_stage,
+from .core import (check_ranges, upstream, RunConfig, SynthsciError, Task, Trajectory, Run, atomic_write, open_run, run_stage,
                            stable_hash, stage_dir_name, stage_options)
-from .llm import SMOLLM2, resolve_local_model
+from .student import count_tokens, student_base, student_tokenizer
+from .trajectory import read_trajectories
 
 # %% auto 0
-__all__ = ['TOOL_PROMPT', 'DEFAULT_SYSTEM', 'CHAT_TEMPLATE', 'ROLES', 'Filter', 'FAILURE', 'training_chat_template',
-           'resolve_student', 'student_tokenizer', 'sft_messages', 'sft_tools', 'render', 'count_tokens',
-           'truncate_messages', 'integrity_events', 'successful', 'clean', 'apply_filters', 'best_score', 'improves',
-           'not_degenerate', 'unique', 'FilterOptions', 'make_filters', 'student_base', 'read_trajectories',
-           'read_funnel', 'run_filter']
-
-# %% ../nbs/21_filter.ipynb
-TOOL_PROMPT = 'You can call these tools. To call one, write <tool_call>{"name": ..., "arguments": {...}}</tool_call>.\n'
-DEFAULT_SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
-
-CHAT_TEMPLATE = (
-    "{%- set ns = namespace(tools='') -%}"
-    "{%- if tools -%}{%- set ns.tools = " + json.dumps(TOOL_PROMPT) + " -%}"
-    "{%- for t in tools -%}{%- set f = t.function if t.type == 'function' else t -%}"
-    "{%- set ns.tools = ns.tools ~ (f | tojson) ~ ('' if loop.last else '\\n') -%}{%- endfor -%}{%- endif -%}"
-    "{%- if messages[0].role != 'system' -%}"
-    "{{ '<|im_start|>system\\n' ~ (ns.tools if tools else " + json.dumps(DEFAULT_SYSTEM) + ") ~ '<|im_end|>\\n' }}"
-    "{%- endif -%}"
-    "{%- for m in messages -%}"
-    "{%- if m.role == 'assistant' -%}{{ '<|im_start|>assistant\\n' }}{% generation %}{{ m.content or '' }}"
-    "{%- for tc in (m.tool_calls or []) -%}{%- set args = tc.function.arguments -%}"
-    "{{ '\\n' if (m.content or not loop.first) else '' }}{{ '<tool_call>{\"name\": ' ~ (tc.function.name | tojson) ~ ', \"arguments\": ' }}"
-    "{{- args if args is string else (args | tojson) -}}{{ '}</tool_call>' }}{%- endfor -%}"
-    "{{ '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}"
-    "{%- elif m.role == 'system' and loop.first and tools -%}"
-    "{{ '<|im_start|>system\\n' ~ m.content ~ '\\n\\n' ~ ns.tools ~ '<|im_end|>\\n' }}"
-    "{%- else -%}{{ '<|im_start|>' ~ m.role ~ '\\n' ~ (m.content or '') ~ '<|im_end|>\\n' }}{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}")
-
-# %% ../nbs/21_filter.ipynb
-def training_chat_template(tok, choice: str = "auto") -> str:
-    "The chat template to train `tok`'s model with: its own if it marks assistant tokens, else TRL's patch, else ours."
-    if choice == "synthsci": return CHAT_TEMPLATE
-    if choice != "auto":
-        p = Path(choice).expanduser()
-        if not p.is_file(): raise SynthsciError(f"chat template file {choice} does not exist: give a .jinja file, 'auto' or 'synthsci'")
-        return p.read_text()
-    from trl.chat_template_utils import get_training_chat_template, has_generation_markers
-    current = tok.chat_template if isinstance(tok.chat_template, str) else None
-    if current and has_generation_markers(current): return current
-    try: patched = get_training_chat_template(tok) if current else None
-    except ValueError: patched = None  # a family TRL cannot patch
-    return patched or CHAT_TEMPLATE
-
-def resolve_student(name: str = "local") -> str:
-    "Where a base model's files are: SmolLM2's dense copy for 'local', a checkpoint folder, or a Hub id (left as it is)."
-    name = "" if name == "local" else name.removeprefix("local:")
-    if name in ("", "smollm2", SMOLLM2, f"HuggingFaceTB/{SMOLLM2}") or Path(name).expanduser().exists(): return str(resolve_local_model(name))
-    if name.startswith(("/", ".", "~")): raise SynthsciError(f"model folder {name} does not exist: give a checkpoint folder, a Hub id or 'local'")
-    return name
-
-def student_tokenizer(name: str = "local", chat_template: str = "auto"):
-    "The tokenizer of base model `name`, with its training chat template set."
-    from transformers import AutoTokenizer
-    path = resolve_student(name)
-    try: tok = AutoTokenizer.from_pretrained(path)
-    except Exception as e:
-        raise SynthsciError(f"cannot load the tokenizer of {name!r} ({type(e).__name__}; offline?): give a local checkpoint folder or connect to the Hub") from None
-    tok.chat_template = training_chat_template(tok, chat_template)
-    return tok
+__all__ = ['ROLES', 'Filter', 'FAILURE', 'sft_messages', 'sft_tools', 'truncate_messages', 'integrity_events', 'successful',
+           'clean', 'apply_filters', 'best_score', 'improves', 'not_degenerate', 'unique', 'FilterOptions',
+           'make_filters', 'read_funnel', 'run_filter']
 
 # %% ../nbs/21_filter.ipynb
 ROLES = ("system", "user", "assistant", "tool")
@@ -104,15 +47,6 @@ def sft_messages(traj: Trajectory) -> list[dict]:
 def sft_tools(traj: Trajectory) -> list[dict]:
     "The tool schemas the agent was given (none for MLGym's text format)."
     return list(traj.provenance.get("tools") or [])
-
-# %% ../nbs/21_filter.ipynb
-def render(tok, messages: list[dict], tools: Optional[list] = None, add_generation_prompt: bool = False) -> str:
-    "The text the student's chat template makes of a conversation."
-    return tok.apply_chat_template(messages, tools=tools or None, tokenize=False, add_generation_prompt=add_generation_prompt)
-
-def count_tokens(tok, messages: list[dict], tools: Optional[list] = None) -> int:
-    "The length of a conversation in the student's tokens."
-    return len(tok(render(tok, messages, tools), add_special_tokens=False)["input_ids"])
 
 # %% ../nbs/21_filter.ipynb
 def truncate_messages(messages: list[dict], n_tokens: Callable[[list], int], max_tokens: int) -> list[dict]:
@@ -204,6 +138,9 @@ class FilterOptions:
     dedupe: bool = True
     max_tokens: Optional[int] = 49152       # at most this many student tokens (48K); None: off
 
+    def __post_init__(self):
+        check_ranges(self, max_repeats=(2, None), max_empty_thoughts=(0, 1), max_tokens=(1, None))
+
 def make_filters(opts: FilterOptions, tasks: dict[str, Task] | None = None, tok=None) -> list[Filter]:
     "The filters `opts` asks for, in funnel order."
     fs = [("integrity", clean)] + ([("success", successful)] if opts.require_success else [])
@@ -215,23 +152,7 @@ def make_filters(opts: FilterOptions, tasks: dict[str, Task] | None = None, tok=
         fs.append(("max_tokens", lambda t: count_tokens(tok, sft_messages(t), sft_tools(t)) <= opts.max_tokens))
     return fs
 
-def student_base(cfg: RunConfig) -> tuple[str, str]:
-    "The student's base model and chat template choice, as the train stage will use them."
-    train, spec = cfg.stages.get("train") or {}, cfg.student.spec or "local"
-    return train.get("base_model") or (spec.split(":", 1)[1] if spec.startswith("local:") else "local"), train.get("chat_template", "auto")
-
 # %% ../nbs/21_filter.ipynb
-def read_trajectories(folder: Path) -> list[Trajectory]:
-    "Every Trajectory record in a stage folder, or a one-line error naming the first file that holds something else."
-    out = []
-    for p in sorted(Path(folder).glob("*.jsonl")):
-        if p.name.startswith("."): continue
-        try: out += read_jsonl(Trajectory, p)
-        except (SynthsciError, ValueError, TypeError, AttributeError) as e:
-            hint = " (it looks like an MLGym .traj file)" if "'history'" in str(e) or "'trajectory'" in str(e) else ""
-            raise SynthsciError(f"{p} does not hold synthsci Trajectory records{hint}: {str(e).splitlines()[0][:150]}") from None
-    return out
-
 def read_funnel(run: Run, unit_ids=None) -> list[dict]:
     "The filter stage's funnel, summed over its tasks."
     total = {}

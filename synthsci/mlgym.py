@@ -8,7 +8,7 @@ import argparse, csv, functools, io, json, math, re, shutil, stat, statistics, s
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Callable, Optional
-from .core import EvalResult, LLMConfig, SynthsciError, Task, Trajectory, atomic_write, make_id, stable_hash
+from .core import EvalResult, LLMConfig, SynthsciError, Task, Trajectory, atomic_write, make_id, read_yaml, stable_hash
 from .aci import load_task, metric_direction, task_yaml
 from .seal import python_artefacts
 from .rollouts import RolloutOptions, RolloutUnit, rollout, rollout_units, run_in_process
@@ -16,10 +16,10 @@ from .rollouts import RolloutOptions, RolloutUnit, rollout, rollout_units, run_i
 # %% auto 0
 __all__ = ['ENTRYPOINTS', 'LONG_ACTION_TIMEOUT', 'TASK_FIELDS', 'TASK_DEFAULTS', 'DATASET_FIELDS', 'DATASET_DEFAULTS',
            'WORKSPACE_PATH', 'LISTS', 'PRIORITY_METRICS', 'RL_PACKAGES', 'PREPARERS', 'EVALUATE_WRAPPER',
-           'SUBMISSION_FILES', 'SUBMITTED', 'read_yaml', 'yaml_load', 'check_root', 'MLGymTask', 'read_task',
-           'mlgym_tasks', 'parse_metric', 'choose_metric', 'gpu_available', 'missing_requirements', 'pip_line',
-           'skip_reason', 'house_price_split', 'Preparer', 'prepare_checkout', 'dataset_docs', 'submission_files',
-           'build_task', 'run_scores', 'best_at_k', 'baseline_result', 'measure_baseline', 'AgentLimits', 'folder_name',
+           'SUBMISSION_FILES', 'SUBMITTED', 'read_mlgym_yaml', 'check_root', 'MLGymTask', 'read_task', 'mlgym_tasks',
+           'parse_metric', 'choose_metric', 'gpu_available', 'missing_requirements', 'pip_line', 'skip_reason',
+           'house_price_split', 'Preparer', 'prepare_checkout', 'dataset_docs', 'submission_files', 'build_task',
+           'run_scores', 'best_at_k', 'baseline_result', 'measure_baseline', 'AgentLimits', 'folder_name',
            'policy_units', 'attempt', 'scripted_runner', 'task_baseline', 'write_tables', 'summary_rows',
            'write_summary', 'format_summary', 'evaluate_tasks', 'evaluate_mlgym', 'prepare_main', 'mlgym_main']
 
@@ -34,21 +34,12 @@ DATASET_FIELDS = ("name", "description", "data_path")
 DATASET_DEFAULTS = dict(is_local=False, train_split=None, valid_split=None, test_split=None)
 WORKSPACE_PATH = "/home/agent/workspace"   # where MLGym's container puts the workspace (House Price's and Titanic's evaluators open it)
 
-def read_yaml(path, required: tuple = (), what: str = "YAML", defaults: Optional[dict] = None) -> dict:
-    "A YAML mapping with the `required` fields (and `defaults` for the others), or a one-line error naming the file and the field."
-    path = Path(path)
-    if not path.is_file(): raise SynthsciError(f"{path} does not exist: the {what} it names is missing")
-    try: d = yaml_load(path.read_text())
-    except ValueError as e: raise SynthsciError(f"{path} is not valid YAML: {e}") from None
-    if not isinstance(d, dict): raise SynthsciError(f"{path} must hold a mapping of fields ({what})")
+def read_mlgym_yaml(path, required: tuple = (), what: str = "YAML", defaults: Optional[dict] = None) -> dict:
+    "One of a checkout's YAMLs with the `required` fields, `defaults` for the others (and for fields left null), or a one-line error naming the file."
+    d = read_yaml(path, f"MLGym's {what}")
     for k in required:
-        if k not in d or d[k] is None: raise SynthsciError(f"{path} has no field '{k}': MLGym's {what} needs {', '.join(required)}")
+        if d.get(k) is None: raise SynthsciError(f"{path} has no field '{k}': MLGym's {what} needs {', '.join(required)}")
     return {**(defaults or {}), **{k: v for k, v in d.items() if v is not None}}
-
-def yaml_load(text: str):
-    import yaml
-    try: return yaml.safe_load(text)
-    except yaml.YAMLError as e: raise ValueError(str(e).splitlines()[0]) from None
 
 def check_root(root) -> Path:
     "The checkout folder, or a one-line error when it is not one."
@@ -80,7 +71,7 @@ LISTS = ("dataset_configs", "starter_code", "baseline_paths", "baseline_scores",
 def _load(t: MLGymTask):
     "Read `t`'s YAML and datasets; raise a one-line SynthsciError for what MLGym could not load, in the order MLGym finds it."
     root = t.root
-    t.cfg = d = read_yaml(t.yaml_path, TASK_FIELDS, "task YAML", TASK_DEFAULTS)
+    t.cfg = d = read_mlgym_yaml(t.yaml_path, TASK_FIELDS, "task YAML", TASK_DEFAULTS)
     t.id = str(d["id"])
     for k in LISTS:
         if not isinstance(d[k], list): raise SynthsciError(f"field '{k}' must be a list, not {d[k]!r}: fix the YAML")
@@ -88,7 +79,7 @@ def _load(t: MLGymTask):
         if not (root / "configs" / str(c)).is_file():
             raise SynthsciError(f"stale config: it names the dataset YAML {c}, which is not in configs/ (MLGym's own runner cannot load it either): "
                                 "fix dataset_configs or remove the YAML")
-        t.datasets.append(read_yaml(root / "configs" / str(c), DATASET_FIELDS, "dataset YAML", DATASET_DEFAULTS))
+        t.datasets.append(read_mlgym_yaml(root / "configs" / str(c), DATASET_FIELDS, "dataset YAML", DATASET_DEFAULTS))
     if d["sample_submission"] and not (root / str(d["sample_submission"])).is_file():
         raise SynthsciError(f"stale config: its sample_submission {d['sample_submission']} is not in the checkout: fix or remove the field")
     if not d["use_generic_conda"] and not (d["requirements_path"] and (root / str(d["requirements_path"])).is_file()):
@@ -126,7 +117,7 @@ def mlgym_tasks(root, names=None, metrics: Optional[dict] = None) -> list[MLGymT
     return [t for t in tasks if t.key in chosen] if names else tasks
 
 # %% ../nbs/40_mlgym.ipynb
-PRIORITY_METRICS = {   # YAML stem -> (metric, direction), as MLGym's tables and AUP rank the task (reference/mlgym.md)
+PRIORITY_METRICS = {   # YAML stem -> (metric, direction): the metric MLGym's published tables and AUP rank the task on
     "regressionKaggleHousePrice": ("r2", "max"), "regressionKaggleHousePriceL1": ("r2", "max"),
     "3SATTime": ("Time", "min"),
     "imageClassificationCifar10": ("accuracy", "max"), "imageClassificationCifar10L1": ("accuracy", "max"),

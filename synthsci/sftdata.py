@@ -8,10 +8,11 @@ import json, statistics, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-from .core import (upstream, RunConfig, SFTExample, SynthsciError, Trajectory, atomic_write, make_id, open_run, run_stage,
-                           stable_hash, stage_dir_name, stage_options, git_revision, package_versions)
-from .filter import (count_tokens, read_funnel, read_trajectories, sft_messages, sft_tools, student_base,
-                             student_tokenizer, truncate_messages)
+from .core import (check_ranges, upstream, RunConfig, SFTExample, SynthsciError, Trajectory, atomic_write, make_id, open_run,
+                           run_stage, stable_hash, stage_dir_name, stage_options, git_revision, package_versions)
+from .filter import read_funnel, sft_messages, sft_tools, truncate_messages
+from .student import count_tokens, student_base, student_tokenizer
+from .trajectory import read_trajectories
 
 # %% auto 0
 __all__ = ['CARD', 'to_sft_example', 'split_by_task', 'to_hf_dataset', 'token_stats', 'dataset_card', 'save_sft_dataset',
@@ -130,6 +131,9 @@ class SFTDataOptions:
     keep_observations: Optional[int] = None  # None: whole conversations; k: old observations elided as the agent shows them
     hub_repo: Optional[str] = None    # e.g. 'me/synthsci-sft': pushed when a token and the network exist
     private: bool = True
+
+    def __post_init__(self):
+        check_ranges(self, max_tokens=(1, None), eval_fraction=(0, 1), keep_observations=(0, None))
 
 def load_sft_dataset(folder):
     "The DatasetDict written by the sftdata stage (`<run>/08_sft`, or its `dataset` folder)."

@@ -5,12 +5,11 @@
 # %% ../nbs/05_viewer.ipynb 3
 from __future__ import annotations
 import argparse, html, json, sys
-from pathlib import Path
-from typing import Optional
 from .core import SynthsciError, Trajectory, atomic_write
+from .trajectory import read_trajectory
 
 # %% auto 0
-__all__ = ['CSS', 'trajectory_html', 'TrajectoryView', 'show', 'read_trajectory', 'view_main']
+__all__ = ['CSS', 'trajectory_html', 'TrajectoryView', 'show', 'view_main']
 
 # %% ../nbs/05_viewer.ipynb
 CSS = """body{font-family:system-ui,sans-serif;max-width:1000px;margin:auto;padding:1em;color:#222}
@@ -49,23 +48,6 @@ def show(traj) -> TrajectoryView:
     return TrajectoryView(traj if isinstance(traj, Trajectory) else read_trajectory(traj))
 
 # %% ../nbs/05_viewer.ipynb
-def read_trajectory(path, traj_id: Optional[str] = None) -> Trajectory:
-    "A trajectory from an MLGym `.traj` file or from a JSONL of `Trajectory` records."
-    from synthsci.agent import from_mlgym
-    p = Path(path)
-    if not p.is_file(): raise SynthsciError(f"{p} is not a file: give a .traj file or a .jsonl of trajectories")
-    text = p.read_text()
-    try:
-        d = json.loads(text)
-        if isinstance(d, dict) and "trajectory" in d: return from_mlgym(d, p.stem)
-    except json.JSONDecodeError: pass
-    try: ts = [Trajectory.from_dict(json.loads(l)) for l in text.splitlines() if l.strip()]
-    except (json.JSONDecodeError, SynthsciError, TypeError) as e:
-        raise SynthsciError(f"{p} is neither an MLGym .traj nor a JSONL of trajectories ({type(e).__name__})") from None
-    if traj_id: ts = [t for t in ts if t.id == traj_id]
-    if not ts: raise SynthsciError(f"no trajectory{' ' + traj_id if traj_id else ''} in {p}")
-    return ts[0]
-
 def view_main(argv: list[str]) -> int:
     "`synthsci view TRAJ --html OUT`: write a trajectory as one static HTML file."
     p = argparse.ArgumentParser(prog="synthsci view", description="Render a trajectory (.traj or .jsonl) as a static HTML page.")

@@ -130,3 +130,14 @@ def test_workspace_path_presents_the_workspace_where_mlgym_puts_it(tmp_path):
         assert r.score == {"accuracy": 0.5} and "/home/agent/workspace/submission.csv" in r.observation, r
         assert (tmp_path / "ws" / "submission.csv").read_text() == "id,y\n1,1\n2,1\n"   # the host folder is the workspace
     finally: a.close()
+
+
+@pytest.mark.parametrize("text,message", [
+    ("id: [broken\n", "is not valid YAML: "),                       # the parser's first line says where
+    ("- id: t\n- description: d\n", "must hold a mapping of fields, not a list"),
+    ("id: t\nname: T\n", "has no 'description'"),
+])
+def test_a_bad_task_yaml_is_one_line_naming_the_file(tmp_path, text, message):
+    (tmp_path / "task.yaml").write_text(text)
+    with pytest.raises(SynthsciError) as e: load_task(tmp_path)
+    assert str(tmp_path / "task.yaml") in str(e.value) and message in str(e.value) and "\n" not in str(e.value)

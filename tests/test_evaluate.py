@@ -1,13 +1,14 @@
-"""The offline evaluation suite and the evaluate, aup and figures stages: a seeded, held-out suite; students from the
-run's config and its train stage; resume; AUP from the evaluation records; figures; one real SmolLM2 step."""
+"""The offline evaluation suite and the evaluate and aup stages: a seeded, held-out suite; students from the run's config
+and its train stage; resume; range checks of the options; AUP from the evaluation records, computed without the agent,
+the sandbox or a model library; one real SmolLM2 step. (The figures stage is tested in test_plots.py.)"""
 import csv, hashlib, json, os, shutil, subprocess, sys
 from pathlib import Path
 import pandas as pd
 import pytest
-from synthsci.core import EvalResult, Run, SynthsciError, load_config, write_jsonl
+from synthsci.core import EvalResult, Run, SynthsciError, load_config, read_yaml, write_jsonl
 from synthsci.catalog import CATALOG
-from synthsci.evaluate import (EVAL_SUITE_DATASETS, AUPResult, FigureSet, eval_methods, EvalOptions, is_eval_suite_dataset,
-                               make_eval_suite, run_aup, run_evaluate, run_figures)
+from synthsci.aup import AUPResult, run_aup
+from synthsci.evaluate import (EVAL_SUITE_DATASETS, eval_methods, EvalOptions, is_eval_suite_dataset, make_eval_suite, run_evaluate)
 from synthsci.mlgym import AgentLimits, attempt, scripted_runner
 from synthsci.templates import evaluate_code
 
@@ -34,7 +35,7 @@ def test_suite_is_seeded_hides_its_labels_and_records_a_true_baseline(tmp_path):
     assert digest(Path(c[0].path)) != digest(Path(a[0].path))                           # another seed, another split
     for t in a:
         folder, target = Path(t.path), pd.read_csv(Path(t.path) / "sample_submission.csv").columns[1]
-        starter = json.dumps(__import__("yaml").safe_load((folder / "task.yaml").read_text())["starter_code"])
+        starter = json.dumps(read_yaml(folder / "task.yaml", "task YAML")["starter_code"])
         assert "hidden" not in starter and target not in pd.read_csv(folder / "data/test.csv").columns
         hidden = pd.concat([pd.read_csv(folder / "hidden/validation.csv"), pd.read_csv(folder / "hidden/test.csv")])
         assert sorted(hidden.id) == sorted(pd.read_csv(folder / "data/test.csv").id)
@@ -106,17 +107,22 @@ def test_aup_stage_from_evaluation_records_and_new_results_replace_the_old_aup(t
     assert len(list(out.glob("*.jsonl"))) == 1 and again["base"].best_aup > got["base"].best_aup
 
 
-def test_figures_stage_draws_the_runs_figures_with_aup_bars(tmp_path):
-    cfg = cfg_for(tmp_path)
-    run = Run("r", tmp_path)
-    for t, vals in {"a": (0.5, 0.8, 0.6), "b": (0.7, 0.9, None)}.items():
-        for m, v in zip(("baseline", "finetuned", "base"), vals):
-            write_jsonl([EvalResult(id=f"{m}-{t}", task_id=t, method=m, best_attempt=v, best_submission=v)], run.unit_path("10_eval", f"{m}-{t}"))
-    out = run_figures(cfg, progress=False)
-    names = {p.name for p in out.iterdir()}
-    assert {"aup.png", "aup.pdf", "task_scores_best_attempt.png", "profiles.png"} <= names
-    fs = run.read(out.name, FigureSet)
-    assert len(fs) == 1 and {Path(p).name for p in fs[0].paths} >= {"aup.png", "profiles.pdf"}
+def test_aup_imports_neither_the_agent_nor_the_sandbox_nor_a_model_library():
+    """Computing AUP from score tables or a run's records needs the standard library and numpy only."""
+    code = ("import sys, synthsci.aup; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'transformers', 'trl', 'datasets', 'pandas', 'matplotlib', 'anthropic', 'openai') or "
+            "m in ('synthsci.agent', 'synthsci.sandbox', 'synthsci.aci', 'synthsci.seal', 'synthsci.llm', 'synthsci.evaluate', 'synthsci.mlgym')))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]", r.stdout
+
+
+@pytest.mark.parametrize("field,value,rule", [("k", -1, ">= 1"), ("workers", -2, ">= 1"), ("max_steps", -8, ">= 1"),
+                                              ("max_rows", -100, ">= 10"), ("wall_time_s", -1.0, ">= 1")])
+def test_negative_counts_and_limits_are_refused_naming_the_field(tmp_path, field, value, rule):
+    with pytest.raises(SynthsciError, match=f"^{field} must be {rule}, not {value}$"): EvalOptions(**{field: value})
+    with pytest.raises(SynthsciError, match=f"^stages.evaluate.{field} must be {rule}, not {value}$"):
+        run_evaluate(cfg_for(tmp_path, f"stages.evaluate.{field}={value}"))
+    assert not (tmp_path / "r" / "10_eval" / "suite").exists()      # refused before any suite task was built
 
 
 def test_one_real_smollm2_evaluation_step(tmp_path):

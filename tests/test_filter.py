@@ -1,10 +1,13 @@
-"""The filters and their funnel, truncation at turn boundaries, and the filter stage's errors, on recorded trajectories."""
+"""The filters and their funnel, truncation at turn boundaries, the filter stage's errors, on recorded trajectories, and the
+range checks of the filter and SFT data options."""
 import json, shutil
 from pathlib import Path
 import pytest
 from synthsci.core import SynthsciError, Step, Task, Trajectory, load_config, read_jsonl, write_jsonl
-from synthsci.filter import (FilterOptions, apply_filters, count_tokens, make_filters, not_degenerate, run_filter, sft_messages,
-                             sft_tools, student_tokenizer, truncate_messages, unique)
+from synthsci.filter import (FilterOptions, apply_filters, make_filters, not_degenerate, run_filter, sft_messages, sft_tools,
+                             truncate_messages, unique)
+from synthsci.sftdata import SFTDataOptions, run_sftdata
+from synthsci.student import count_tokens, student_tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "trajectories"
 
@@ -134,3 +137,17 @@ def test_stage_writes_kept_trajectories_and_the_funnel(tmp_path, tasks):
     funnel = json.loads((rdir / "manifest.json").read_text())["stages"]["07_filtered"]["funnel"]
     assert [f["kept"] for f in funnel] == [7, 7, 6, 5, 4, 3, 3]
     assert run_filter(cfg) == out   # a second run resumes: nothing to redo, same result
+
+
+@pytest.mark.parametrize("cls,stage,field,value,rule", [
+    (FilterOptions, "filter", "max_repeats", -3, ">= 2"), (FilterOptions, "filter", "max_tokens", -1, ">= 1"),
+    (FilterOptions, "filter", "max_empty_thoughts", -0.5, "between 0 and 1"),
+    (SFTDataOptions, "sftdata", "max_tokens", -2048, ">= 1"), (SFTDataOptions, "sftdata", "keep_observations", -1, ">= 0"),
+    (SFTDataOptions, "sftdata", "eval_fraction", -0.1, "between 0 and 1")])
+def test_negative_counts_are_refused_naming_the_field(tmp_path, cls, stage, field, value, rule):
+    with pytest.raises(SynthsciError, match=f"^{field} must be {rule}, not {value}$"):
+        cls(**{field: value})
+    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=r", f"stages.{stage}.{field}={value}"])
+    run_stage = {"filter": run_filter, "sftdata": run_sftdata}[stage]
+    with pytest.raises(SynthsciError, match=f"^stages.{stage}.{field} must be {rule}, not {value}$"):
+        run_stage(cfg)                     # refused when the stage reads its options, before it looks for its input

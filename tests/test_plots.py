@@ -1,12 +1,14 @@
-"""Figures: the reference figures from data/, the paper's numbers and their sources, and a run's figures drawn from
-small hand-made records (EvalResult, Trajectory, a run manifest)."""
-import csv
+"""Figures: the reference figures from data/, the paper's numbers and their sources, a run's figures drawn from small
+hand-made records (EvalResult, Trajectory, a run manifest), and the figures stage."""
+import csv, json
 from pathlib import Path
 import pytest
-from synthsci.core import (EvalResult, Run, Step, Task, Topic, Trajectory, ValidationReport, SynthsciError, write_jsonl)
-from synthsci.plots import (draw_reference_figures, draw_run_figures, figures_main, funnel_counts, plot_funnel,
+from synthsci import plots
+from synthsci.aup import aup
+from synthsci.core import (EvalResult, Run, Step, Task, Topic, Trajectory, ValidationReport, SynthsciError, load_config, write_jsonl)
+from synthsci.plots import (FigureSet, draw_reference_figures, draw_run_figures, figures_main, funnel_counts, plot_funnel,
                             plot_paper_results, plot_score_over_steps, plot_stage_costs, plot_task_scores,
-                            plot_trajectory_lengths, read_rows)
+                            plot_trajectory_lengths, read_rows, run_figures)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 REFERENCE = ["mlgym_profiles", "mlgym_aup", "paper_results", "paper_pipeline"]
@@ -123,3 +125,23 @@ def test_run_figures_and_cli(tmp_path, capsys):
     assert all(p.parent == run_dir / "12_figures" for p in draw_run_figures(run_dir))
     assert figures_main(["--no-reference", "--run", str(tmp_path / "nothing")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_figures_stage_draws_the_runs_figures_with_aup_bars_in_the_recorded_directions(tmp_path, monkeypatch):
+    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=r"])
+    run = Run("r", tmp_path)
+    scores = {"a": {"baseline": 0.5, "finetuned": 0.8, "base": 0.6}, "b": {"baseline": 0.7, "finetuned": 0.4, "base": None}}
+    for t, row in scores.items():
+        for m, v in row.items():
+            write_jsonl([EvalResult(id=f"{m}-{t}", task_id=t, method=m, best_attempt=v, best_submission=v)], run.unit_path("10_eval", f"{m}-{t}"))
+    (run.path / "10_eval" / "tasks.json").write_text(json.dumps({"directions": {"a": "max", "b": "min"}}))   # as the evaluate stage writes it
+    drawn, real = [], plots.plot_aup_bars
+    monkeypatch.setattr(plots, "plot_aup_bars", lambda profs, who: drawn.append(profs) or real(profs, who))
+    out = run_figures(cfg, progress=False)
+    names = {p.name for p in out.iterdir()}
+    assert {"aup.png", "aup.pdf", "task_scores_best_attempt.png", "profiles.png", "profiles.pdf"} <= names
+    assert drawn[0]["Best Attempt"].aup == aup(scores, minimize=["b"]) != aup(scores)    # task b is lower-is-better, as recorded
+    fs = run.read(out.name, FigureSet)
+    assert len(fs) == 1 and {Path(p).name for p in fs[0].paths} >= {"aup.png", "profiles.pdf"}
+    run_figures(cfg, progress=False)                                                       # redrawn: one record, not two
+    assert len(run.read(out.name, FigureSet)) == 1

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
 
-from synthsci.agent import AgentConfig, run_agent, to_mlgym
+from synthsci.agent import AgentConfig, run_agent
 from synthsci.aci import load_task, task_yaml
 from synthsci.cards import catalog_card
 from synthsci.core import Proposal, Trajectory
@@ -25,6 +25,7 @@ from synthsci.mlgym import build_task, mlgym_tasks
 from synthsci.sandbox import SandboxLimits
 from synthsci.taskgen import generate_task
 from synthsci.templates import scripted_taskgen
+from synthsci.trajectory import to_mlgym
 from synthsci.validate import Failure, ValidateOptions, check_task
 from synthsci.viewer import trajectory_html
 

@@ -1,15 +1,17 @@
 """Catalog benchmark: how long each local dataset takes to load offline (cold: first load in the process, with the
 package's import; warm: again), and reading its committed README card instead of loading it, side by side in one run.
 --quick: a few datasets; the full run writes bench/results/catalog.json. The last line is the headline."""
-import argparse, json, os, statistics, sys, time
+import argparse, os, statistics, sys, time
 os.environ["HF_HUB_OFFLINE"] = "1"
 from pathlib import Path
+from _common import Bench
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="a few datasets, no results file")
     args = ap.parse_args(argv)
+    bench = Bench("catalog", args.quick)
     import datasets
     datasets.disable_progress_bars()
     from synthsci.catalog import CATALOG
@@ -25,12 +27,9 @@ def main(argv=None) -> int:
     med = lambda k: statistics.median(r[k] for r in rows)
     summary = dict(datasets=len(rows), total_cold_s=round(sum(r["cold_s"] for r in rows), 2), median_warm_s=round(med("warm_s"), 4),
                    median_card_read_s=round(med("card_read_s"), 5), card_vs_warm_load=round(med("warm_s") / med("card_read_s"), 1))
-    if not args.quick:
-        out = Path("bench/results/catalog.json")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(dict(summary=summary, datasets=rows, python=sys.version.split()[0]), indent=1) + "\n")
+    bench.write(dict(summary=summary, datasets=rows))
     print(f"catalog: {summary['datasets']} datasets load offline in {summary['total_cold_s']} s (cold, all); median warm load "
-          f"{summary['median_warm_s']*1000:.0f} ms; reading the committed card is {summary['card_vs_warm_load']}x faster than loading")
+          f"{summary['median_warm_s']*1000:.0f} ms; reading the committed card is {summary['card_vs_warm_load']}x faster than loading ({bench.load()}, {bench.wall_s():.0f} s)")
     return 0
 
 

@@ -1,8 +1,9 @@
 """How long `import synthsci` (and the CLI's --help) takes, beside a bare `python -c pass` measured in the same run.
 
-Target (issue 2): `import synthsci` well under a second. Last line: the headline figure."""
+Target (issue 2): `import synthsci` well under a second. --quick: 5 runs each, no results file; the full run (20 each)
+writes bench/results/import_time.json. Last line: the headline figure."""
 import argparse, json, statistics, subprocess, sys, time
-from pathlib import Path
+from _common import Bench
 
 def timed(cmd, n):
     out = []
@@ -11,6 +12,7 @@ def timed(cmd, n):
     return statistics.median(out) * 1000
 
 def main(quick: bool):
+    bench = Bench("import_time", quick)
     n = 5 if quick else 20
     py = sys.executable
     bare = timed([py, "-c", "pass"], n)
@@ -19,10 +21,9 @@ def main(quick: bool):
     res = dict(runs=n, bare_python_ms=round(bare, 1), import_synthsci_ms=round(pkg, 1), import_extra_ms=round(pkg - bare, 1),
                cli_help_ms=round(helpcmd, 1), target="import synthsci well under 1000 ms")
     print(json.dumps(res, indent=1))
-    if not quick:
-        out = Path(__file__).parent / "results" / "import_time.json"
-        out.parent.mkdir(exist_ok=True); out.write_text(json.dumps(res, indent=1) + "\n")
-    print(f"import synthsci: {pkg:.0f} ms median ({pkg - bare:.0f} ms over bare python, {pkg / bare:.1f}x); target well under 1000 ms")
+    bench.write(res)
+    print(f"import synthsci: {pkg:.0f} ms median of {n} ({pkg - bare:.0f} ms over bare python, {pkg / bare:.1f}x); target well under 1000 ms "
+          f"({bench.load()})")
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true")

@@ -5,10 +5,12 @@
 - live server: `synthsci serve` (the real SmolLM2, in its own process) answering the teacher's stack (get_llm -> the openai
   SDK -> HTTP) at concurrency 1, 4 and 8: requests per minute, and the share of the teacher's wall time spent outside
   the server (the server reports its own time per request in `x-synthsci-server-s`; the rest is client + synthsci + HTTP).
+--quick: 200 guarded calls, one 8-token generation, 1/4/8 requests to the server; writes nothing. The full run (2000
+calls, five 32-token generations, 16/32/32 requests) writes bench/results/llm_layer.json.
 Last line: the headline figures, with the machine's load (other work on it slows the model, not the overhead)."""
-import argparse, json, os, socket, statistics, subprocess, sys, tempfile, threading, time
+import argparse, json, socket, statistics, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from _common import Bench
 from synthsci.core import Ledger
 from synthsci.llm import ScriptedLLM, get_llm
 
@@ -19,8 +21,6 @@ def per_call(fn, n):
     for _ in range(n):
         t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
     return statistics.median(ts)
-
-def load() -> list[float]: return [round(x, 2) for x in os.getloadavg()]
 
 def start_server() -> tuple[subprocess.Popen, str]:
     "`synthsci serve` on a free port, in its own process, once it has loaded the model."
@@ -56,38 +56,35 @@ def live_server(url: str, levels: dict, max_tokens: int) -> dict:
     return out
 
 def main(quick: bool):
+    bench = Bench("llm_layer", quick)
     n = 200 if quick else 2000
-    load0 = load()
     bare = ScriptedLLM(lambda m, **p: "the diabetes dataset")
     guarded = get_llm("scripted", scripted=lambda m, **p: "the diabetes dataset", ledger=Ledger())
     t_bare, t_guard = per_call(lambda: bare.complete(MSGS), n), per_call(lambda: guarded.complete(MSGS), n)
     with tempfile.TemporaryDirectory() as d:
         local = get_llm("local", role="student", cache="record", cache_dir=d)
         local.complete(MSGS, max_tokens=2)                      # load the model once
-        gens = 2 if quick else 5
-        t_gen = per_call(lambda: local.complete(MSGS + [{"role": "user", "content": str(time.perf_counter())}], max_tokens=32), gens)
+        gens, gen_tokens = (1, 8) if quick else (5, 32)
+        t_gen = per_call(lambda: local.complete(MSGS + [{"role": "user", "content": str(time.perf_counter())}], max_tokens=gen_tokens), gens)
         t_hit = per_call(lambda: local.complete(MSGS, max_tokens=2), n)
     del local
     res = dict(calls=n, bare_scripted_us=round(t_bare * 1e6, 1), guarded_scripted_us=round(t_guard * 1e6, 1),
-               guard_overhead_us=round((t_guard - t_bare) * 1e6, 1), smollm2_generation_32_tokens_s=round(t_gen, 3),
+               guard_overhead_us=round((t_guard - t_bare) * 1e6, 1), generation_tokens=gen_tokens, smollm2_generation_s=round(t_gen, 3),
                cache_hit_ms=round(t_hit * 1e3, 3), cache_speedup=round(t_gen / t_hit))
     server, url = start_server()
     try:
-        levels = {1: 4, 4: 8, 8: 8} if quick else {1: 16, 4: 32, 8: 32}
+        levels = {1: 1, 4: 4, 8: 8} if quick else {1: 16, 4: 32, 8: 32}
         res["live_server"] = dict(model="local:SmolLM2-135M-Instruct via synthsci serve", max_tokens=8, **live_server(url, levels, 8))
     finally:
         server.terminate(); server.wait(timeout=30)
-    res["load_avg_1_5_15"] = dict(start=load0, end=load(), cores=os.cpu_count())
     print(json.dumps(res, indent=1))
-    if not quick:
-        out = Path(__file__).parent / "results" / "llm_layer.json"
-        out.parent.mkdir(exist_ok=True); out.write_text(json.dumps(res, indent=1) + "\n")
+    bench.write(res)
     ls = res["live_server"]
-    print(f"guards add {res['guard_overhead_us']:.0f} us a call; a cache hit is {res['cache_speedup']}x faster than a 32-token SmolLM2 generation; "
+    print(f"guards add {res['guard_overhead_us']:.0f} us a call; a cache hit is {res['cache_speedup']}x faster than a {gen_tokens}-token SmolLM2 generation; "
           f"the live server answers {ls['concurrency_1']['requests_per_min']:.0f}/{ls['concurrency_4']['requests_per_min']:.0f}/"
           f"{ls['concurrency_8']['requests_per_min']:.0f} requests/min at concurrency 1/4/8 (8 tokens each), "
           f"{max(v['outside_server_share_pct'] for k, v in ls.items() if k.startswith('concurrency')):.2f}% at most of the teacher's wall time outside the server "
-          f"(load {res['load_avg_1_5_15']['start'][0]:.2f}->{res['load_avg_1_5_15']['end'][0]:.2f} on {os.cpu_count()} cores)")
+          f"({bench.load()})")
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(); p.add_argument("--quick", action="store_true")

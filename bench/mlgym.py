@@ -14,9 +14,10 @@ For each scored task of the checkout, interleaved across tasks, repeated:
    share of a scoring shows; an evaluator that opens /home/agent/workspace cannot run bare;
 3. one measured baseline run (`measure_baseline`, k=1): the baseline script in the sandbox, then its sealed scoring.
 """
-import argparse, json, os, platform, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, json, shutil, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, installed or not
+from _common import Bench
 from synthsci.aci import ACI, prepare_workspace, task_yaml
 from synthsci.mlgym import (AgentLimits, attempt, build_task, measure_baseline, mlgym_tasks, prepare_checkout, scripted_runner,
                             skip_reason, submission_files)
@@ -83,6 +84,7 @@ def main(argv=None):
     ap.add_argument("--mlgym-root", help="a real checkout instead of the fixture (its prepared data is used as it is)")
     ap.add_argument("--reps", type=int, help="repetitions (default: 1 with --quick, else 5)")
     a = ap.parse_args(argv)
+    bench = Bench("mlgym" if not a.mlgym_root else "mlgym_real", a.quick)
     reps = a.reps or (1 if a.quick else 5)
     tmp = Path(tempfile.mkdtemp(prefix="synthsci-bench-mlgym-"))
     root = Path(a.mlgym_root) if a.mlgym_root else tmp / "MLGym"
@@ -106,8 +108,7 @@ def main(argv=None):
             if b is not None: r["bare"].append(b)
             m = measure_baseline(t, 1, tmp / "baselines" / f"{t.id}-{i}")
             r["baseline"].append(dict(seconds=m["seconds"][0] if m["seconds"] else None, value=m["mean"], error=(m["errors"] or [None])[0]))
-    res = dict(machine=dict(cpus=os.cpu_count(), platform=platform.platform(), python=sys.version.split()[0]),
-               checkout=str(a.mlgym_root or "tests/fixtures/mlgym_root"), repetitions=reps, tasks={})
+    res = dict(checkout=str(a.mlgym_root or "tests/fixtures/mlgym_root"), repetitions=reps, tasks={})
     head = f"{'task':<28}{'attempt s':>10}{'start':>8}{'agent':>8}{'scoring':>9}{'bare ev':>9}{'sealing':>9}{'bookkeep':>10}{'baseline s':>12}  baseline run"
     print(head)
     for key, r in rows.items():
@@ -128,19 +129,13 @@ def main(argv=None):
     pick = lambda k: med([x[k] for x in t if x[k] is not None])
     res["median_over_tasks"] = {k: pick(k) for k in ("attempt_s", "sandbox_start_s", "agent_command_s", "scoring_s", "evaluator_bare_s",
                                                      "sealing_overhead_s", "bookkeeping_s", "baseline_run_s")}
-    res["loadavg"] = [round(x, 2) for x in os.getloadavg()]
-    print(f"load average (1, 5, 15 min) at the end: {res['loadavg']} on {os.cpu_count()} cpus: the times grow with it")
-    if not a.quick:
-        name = "mlgym.json" if not a.mlgym_root else "mlgym_real.json"
-        out = Path(__file__).parent / "results" / name
-        out.parent.mkdir(exist_ok=True); out.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"wrote {out}")
+    bench.write(res)
     shutil.rmtree(tmp, ignore_errors=True)
     m = res["median_over_tasks"]
     f = lambda v: "-" if v is None else f"{v:.2f}"
     print(f"mlgym: a scored attempt {f(m['attempt_s'])} s (median over {len(t)} tasks whose attempts scored): sandbox start {f(m['sandbox_start_s'])} s, "
           f"agent command {f(m['agent_command_s'])} s, 2 sealed scorings of {f(m['scoring_s'])} s each (bare evaluator {f(m['evaluator_bare_s'])} s, "
           f"sealing {f(m['sealing_overhead_s'])} s), bookkeeping {f(m['bookkeeping_s'])} s (the rest; below the timers' noise when about 0); "
-          f"a measured baseline run {f(m['baseline_run_s'])} s")
+          f"a measured baseline run {f(m['baseline_run_s'])} s ({bench.load()}: the times grow with it)")
 
 if __name__ == "__main__": main()

@@ -12,10 +12,11 @@
 3. the round trip of a trivial command (`true`) in a persistent `ShellSession`;
 4. sandboxes pickled into, and created inside, `ProcessPoolExecutor` workers.
 """
-import argparse, json, os, pickle, platform, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, pickle, statistics, subprocess, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, installed or not
+from _common import Bench
 from synthsci.sandbox import BwrapSandbox, SandboxLimits, get_sandbox
 from synthsci.shell import ShellSession
 
@@ -95,6 +96,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions; writes no results file")
     a = ap.parse_args(argv)
+    bench = Bench("sandbox", a.quick)
     n_start, n_rt, n_work, n_seal = (30, 200, 4, 8) if a.quick else (150, 2000, 16, 40)
     ws = tempfile.mkdtemp(prefix="synthsci-bench-")
     sb = BwrapSandbox(ws, SandboxLimits(timeout=60))
@@ -127,21 +129,15 @@ def main(argv=None):
     print(f"session round trip of `true`: median {ms(rt)} ms, p90 {round(sorted(rt)[int(0.9 * len(rt))] * 1000, 2)} ms ({n_rt} commands)")
     w = workers(sb, n_work)
     print(f"workers: {w['tasks']} sandbox runs in {w['worker_pids']} worker processes in {w['seconds']} s; a sandbox pickles to {w['pickled_bytes']} bytes")
-    load = [round(x, 2) for x in os.getloadavg()]
-    print(f"load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} cpus: the medians grow with it")
-    res = dict(machine=dict(cpus=os.cpu_count(), platform=platform.platform(), python=sys.version.split()[0], loadavg=load),
-               bare_median_ms=ms(bare), bwrap_median_ms=ms(boxed), bwrap_extra_median_ms=round(extra, 2),
+    res = dict(bare_median_ms=ms(bare), bwrap_median_ms=ms(boxed), bwrap_extra_median_ms=round(extra, 2),
                bwrap_extra_median_ms_without_process_limit=round(extra2, 2), cgroup=sb.cgroup, cgroup_extra_median_ms=cg_extra, root=root,
                root_runs_as_uid=sb.user[0] if root else None,
                session_round_trip_median_ms=ms(rt), workers=w, repetitions=dict(start=n_start, round_trip=n_rt, validate=n_seal),
                validate_median_ms=dict(before=ms(before), unsealed_today=ms(unsealed), sealed=ms(sealed)),
                sealed_validate_extra_median_ms=seal_extra, sealing_own_extra_median_ms=seal_own)
-    if not a.quick:
-        out = Path(__file__).parent / "results" / "sandbox.json"
-        out.parent.mkdir(exist_ok=True); out.write_text(json.dumps(res, indent=2) + "\n")
-        print(f"wrote {out}")
+    bench.write(res)
     print(f"sealed validate extra median: {seal_extra:.1f} ms over before (target < 50 ms); "
           f"bwrap extra median{' (as root)' if root else ''}: {extra:.1f} ms over bare {ms(bare)} ms (target <= 20 ms); "
-          f"session round trip median: {ms(rt)} ms (target < 5 ms)")
+          f"session round trip median: {ms(rt)} ms (target < 5 ms) ({bench.load()}: the medians grow with it)")
 
 if __name__ == "__main__": main()

@@ -4,25 +4,25 @@
 
 # %% ../nbs/30_train.ipynb 2
 from __future__ import annotations
-import dataclasses, json, sys, time
+import dataclasses, json, shutil, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Union
-from .core import (Record, RunConfig, SynthsciError, atomic_write, load_config, open_run, package_versions, run_stage,
+from .core import (check_ranges, Record, RunConfig, SynthsciError, atomic_write, load_config, open_run, package_versions, run_stage,
                            stage_dir_name, stage_options)
-from .filter import resolve_student, student_tokenizer
+from .student import resolve_student, student_tokenizer
 from .sftdata import load_sft_dataset
 
 # %% auto 0
-__all__ = ['TrainOptions', 'check_checkpoint', 'check_training_inputs', 'sft_config', 'build_trainer', 'TrainedModel',
-           'train_student', 'run_train', 'main']
+__all__ = ['OPTIMIZER_STATE', 'TrainOptions', 'check_checkpoint', 'check_training_inputs', 'sft_config', 'build_trainer',
+           'TrainedModel', 'prune_checkpoints', 'disk_mb', 'train_student', 'run_train', 'main']
 
 # %% ../nbs/30_train.ipynb
 @dataclass
 class TrainOptions:
     "How the student is fine-tuned."
     base_model: str = "local"            # 'local' (SmolLM2-135M-Instruct), a checkpoint folder, or a Hub id (Qwen/Qwen3-4B)
-    chat_template: str = "auto"          # 'auto', 'synthsci' or a .jinja file (see synthsci.filter.training_chat_template)
+    chat_template: str = "auto"          # 'auto', 'synthsci' or a .jinja file (see synthsci.student.training_chat_template)
     finetune: Literal["full", "lora"] = "full"
     lora_r: int = 16
     lora_alpha: int = 32
@@ -43,11 +43,17 @@ class TrainOptions:
     attn_implementation: Optional[str] = None  # e.g. 'flash_attention_2' on GPUs; None: transformers' default (sdpa)
     logging_steps: int = 1
     save_steps: int = 200
-    save_total_limit: int = 2
+    save_total_limit: int = 1            # checkpoints kept while training: the latest is all that resume needs
+    keep_optimizer_state: bool = False   # keep the last checkpoint's optimizer and scheduler state once training completed
     eval: bool = True                    # evaluate on the held-out tasks after each epoch
     resume: bool = True                  # continue from the latest checkpoint in 09_train/checkpoints
     resume_from: Optional[str] = None    # or from this checkpoint folder
     sft_config: dict = field(default_factory=dict)  # any other trl.SFTConfig field
+
+    def __post_init__(self):
+        check_ranges(self, lora_r=(1, None), lora_alpha=(1, None), lora_dropout=(0, 1), max_length=(1, None), epochs=(0, None),
+                     max_steps=(-1, None), learning_rate=(0, None), warmup=(0, None), weight_decay=(0, None), batch_size=(1, None),
+                     grad_accum=(1, None), logging_steps=(1, None), save_steps=(1, None), save_total_limit=(1, None))
 
 # %% ../nbs/30_train.ipynb
 def check_checkpoint(path) -> Path:
@@ -57,8 +63,8 @@ def check_checkpoint(path) -> Path:
         raise SynthsciError(f"{path} is not a training checkpoint (no trainer_state.json): give a 09_train/checkpoints/checkpoint-N folder")
     return p
 
-def check_training_inputs(dd, opts: TrainOptions) -> str:
-    "Check the dataset, the base model and the context; return the base model's path (or Hub id)."
+def check_training_inputs(dd, opts: TrainOptions, config=None) -> str:
+    "Check the dataset, the base model (or the model `config` given) and the context; return the base model's path (or Hub id)."
     train = dd.get("train") if hasattr(dd, "get") else None
     if train is None or train.num_rows == 0:
         raise SynthsciError("the SFT dataset has no training examples: collect more rollouts or loosen stages.filter, then rerun sftdata")
@@ -66,7 +72,7 @@ def check_training_inputs(dd, opts: TrainOptions) -> str:
         raise SynthsciError(f"the SFT dataset has no 'messages' column (columns: {train.column_names}): build it with the sftdata stage")
     base = resolve_student(opts.base_model)
     from transformers import AutoConfig
-    try: config = AutoConfig.from_pretrained(base)
+    try: config = config or AutoConfig.from_pretrained(base)
     except Exception as e: raise SynthsciError(f"cannot read the config of base model {opts.base_model!r} ({type(e).__name__}; offline?)") from None
     limit = getattr(config.get_text_config(), "max_position_embeddings", None)
     if limit and opts.max_length > limit:
@@ -92,16 +98,16 @@ def sft_config(opts: TrainOptions, output_dir, seed: int = 0, has_eval: bool = F
               eval_strategy="epoch" if has_eval else "no", seed=seed, report_to="none", disable_tqdm=True)
     return SFTConfig(**{**kw, **opts.sft_config})
 
-def build_trainer(dd, output_dir, opts: TrainOptions, seed: int = 0):
-    "An `SFTTrainer` for the SFT DatasetDict `dd`, checked first (see `check_training_inputs`)."
+def build_trainer(dd, output_dir, opts: TrainOptions, seed: int = 0, model=None):
+    "An `SFTTrainer` for the SFT DatasetDict `dd`, checked first (see `check_training_inputs`); `model`: train this model object instead of loading `opts.base_model` (whose tokenizer is used)."
     import torch
     from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
-    base = check_training_inputs(dd, opts)
+    base = check_training_inputs(dd, opts, model.config if model is not None else None)
     tok = student_tokenizer(opts.base_model, opts.chat_template)
     kw = dict(dtype=torch.bfloat16 if opts.bf16 else torch.float32)
     if opts.attn_implementation: kw["attn_implementation"] = opts.attn_implementation
-    model = AutoModelForCausalLM.from_pretrained(base, **kw)
+    if model is None: model = AutoModelForCausalLM.from_pretrained(base, **kw)
     peft_config = None
     if opts.finetune == "lora":
         from peft import LoraConfig
@@ -144,6 +150,23 @@ def _save_student(trainer, opts: TrainOptions, out: Path) -> Path:
     return student
 
 # %% ../nbs/30_train.ipynb
+OPTIMIZER_STATE = ("optimizer.pt", "optimizer.bin", "scheduler.pt", "rank*-of-*-optimizer.pt", "optimizer_*")  # HF Trainer's names (FSDP: optimizer_0/)
+
+def prune_checkpoints(ckpts) -> int:
+    "Remove the optimizer and scheduler state from every checkpoint under `ckpts`; the bytes freed."
+    freed = 0
+    for c in Path(ckpts).glob("checkpoint-*"):
+        for p in {p for pat in OPTIMIZER_STATE for p in c.glob(pat)}:
+            files = [p] if p.is_file() else [f for f in p.rglob("*") if f.is_file()]
+            freed += sum(f.stat().st_size for f in files)
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return freed
+
+def disk_mb(path) -> float:
+    "The size of the files under `path`, in MiB."
+    return round(sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20, 1)
+
+# %% ../nbs/30_train.ipynb
 def train_student(dd, out_dir, opts: TrainOptions, seed: int = 0, data_path: Optional[str] = None) -> TrainedModel:
     "Fine-tune the student on the SFT DatasetDict `dd`; save it and its meta.json under `out_dir/student`."
     from transformers.trainer_utils import get_last_checkpoint
@@ -152,6 +175,7 @@ def train_student(dd, out_dir, opts: TrainOptions, seed: int = 0, data_path: Opt
     trainer = build_trainer(dd, ckpts, opts, seed)
     resume = str(check_checkpoint(opts.resume_from)) if opts.resume_from else (
         get_last_checkpoint(str(ckpts)) if opts.resume and ckpts.exists() else None)
+    with_optimizer = bool(resume) and any(p for pat in OPTIMIZER_STATE for p in Path(resume).glob(pat))   # a pruned one restarts the optimizer
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     eval_loss = trainer.evaluate().get("eval_loss") if trainer.eval_dataset is not None else None
@@ -162,10 +186,11 @@ def train_student(dd, out_dir, opts: TrainOptions, seed: int = 0, data_path: Opt
     if trainer.accelerator.is_main_process:
         meta = dict(model=model.to_dict(), data=dict(path=data_path, **{k: dict(rows=d.num_rows, tasks=len(set(d["task_id"])) if "task_id" in d.column_names else None,
                     tokens=sum(d["n_tokens"]) if "n_tokens" in d.column_names else None) for k, d in dd.items()}),
-                    options=dataclasses.asdict(opts), seed=seed, resumed_from=resume, steps=trainer.state.global_step,
+                    options=dataclasses.asdict(opts), seed=seed, resumed_from=resume, resumed_optimizer_state=with_optimizer, steps=trainer.state.global_step,
                     epochs=trainer.state.epoch, wall_s=round(time.time() - t0, 1), losses=losses, metrics=result.metrics, log_history=trainer.state.log_history,
                     chat_template=trainer.processing_class.chat_template, versions=package_versions())
         atomic_write(student / "meta.json", json.dumps(meta, indent=2, default=str))
+        if not opts.keep_optimizer_state: prune_checkpoints(ckpts)   # training completed: only a resume needed it
     return model
 
 # %% ../nbs/30_train.ipynb
@@ -177,6 +202,7 @@ def run_train(cfg: RunConfig) -> Path:
     dd = load_sft_dataset(data)
     out = run.stage_dir(stage_dir_name("train"))
     run_stage(run, out.name, [("student", dd)], lambda d: [train_student(d, out, opts, cfg.seed, str(data))], ledger=ledger, raise_errors=True)
+    run.update_stage(out.name, disk_mb=disk_mb(out))
     return out / "student"
 
 def main(argv=None) -> int:

@@ -1,6 +1,6 @@
 """The agent loop, driven by scripted policies and the scripted expert (no mocks of the loop itself): limits, exit
 statuses, saving after every step, and the expert as a researcher."""
-import json
+import dataclasses, json
 from pathlib import Path
 import pytest
 from synthsci.aci import load_task
@@ -68,14 +68,40 @@ def test_history_keeps_first_turns_and_last_five_observations():
     assert [m["content"] for m in v if m["role"] == "assistant"] == [f"a{i}" for i in range(8)]
 
 
+def breaks_the_baseline_rule(task, scored: list[tuple[str, dict]]):
+    """Why a run's scored steps (action, metrics) break 'several validations, then a submission never worse than the
+    baseline', or None. The metric, its direction and the baseline's score are the task's (its recorded baseline is
+    scored on the test split, as a submission is; a validation scores the validation split, so it is not compared)."""
+    (base,) = [b[task.metric] for b in task.baseline_scores]
+    if [a for a, _ in scored[:-1]] != ["validate"] * (len(scored) - 1) or not scored or scored[-1][0] != "submit":
+        return f"the scored steps are not validations then one submission: {[a for a, _ in scored]}"
+    if len(scored) < 3: return f"{len(scored) - 1} validation(s): the expert validates the baseline and at least one candidate"
+    final = scored[-1][1][task.metric]
+    worse = final > base if task.direction == "min" else final < base
+    return f"the submission scores {task.metric}={final}, worse than the baseline's {base} ({task.direction})" if worse else None
+
+
+def test_the_baseline_rule_catches_a_worse_submission():
+    "Planted runs (hand-written sequences): the rule holds for a good one and fails for each way of breaking it."
+    assert DIABETES.metric == "rmse" and DIABETES.direction == "min" and WINE.direction == "max"   # read from the tasks' files
+    val, sub = lambda v: ("validate", {"rmse": v}), lambda v: ("submit", {"rmse": v})
+    good = [val(52.9), val(58.3), val(52.0), sub(56.7)]                      # 56.7 < the baseline's 57.3034: better for rmse
+    assert breaks_the_baseline_rule(DIABETES, good) is None
+    assert "worse than the baseline's 57.3034" in breaks_the_baseline_rule(DIABETES, good[:-1] + [sub(60.1)])   # the last validated, not the best
+    assert "worse" in breaks_the_baseline_rule(dataclasses.replace(DIABETES, direction="max"), good)          # the same run if higher were better
+    assert "1 validation(s)" in breaks_the_baseline_rule(DIABETES, [val(52.9), sub(56.7)])
+    assert "not validations then one submission" in breaks_the_baseline_rule(DIABETES, good[:-1])
+    wine = [("validate", {"accuracy": 0.86}), ("validate", {"accuracy": 0.91}), ("submit", {"accuracy": 0.80})]
+    assert "worse than the baseline's 0.8611 (max)" in breaks_the_baseline_rule(WINE, wine)
+
+
 @pytest.mark.parametrize("fmt,seeds", [("mlgym", (4, 5)), ("tool_calls", (6,))])
 def test_expert_researches_and_submits(tmp_path, fmt, seeds):
     runs = [run_agent(DIABETES, ScriptedExpert(seed, attempts=(2, 2), p_typo=0.5, p_runtime_error=1.0, p_slow=0.0, run_timeout_s=30), tmp_path / f"ws{seed}",
                       AgentConfig(max_steps=40, format=fmt), traj_id=f"s{seed}", limits=LIMITS) for seed in seeds]
     for t in runs:
         assert t.exit_status == "submitted", t.exit_status
-        vals = [s["rmse"] for s in t.score]
-        assert len(vals) >= 3 and min(vals[:-1]) <= vals[0]        # several validations; the best is never worse than the baseline
+        assert breaks_the_baseline_rule(DIABETES, [(s.action, s.score) for s in t.steps if s.score]) is None
         actions = [s.action for s in t.steps]
         assert actions[0] == "ls -a" and any(a.startswith("edit") for a in actions) and actions[-1] == "submit"
         if fmt == "mlgym":

@@ -149,11 +149,27 @@ def test_mlgym_published_tables_by_hand():
     assert r["3-SAT"]["gpt-o1"] == 1.0 and r["3-SAT"]["baseline"] == pytest.approx(16.158 / 13.652)
 
 
-def test_committed_aup_table_matches_the_code(capsys):
-    "data/mlgym/aup_v1.csv is what `synthsci aup` prints for the published tables today."
-    assert aup_main([str(DATA / "mlgym_v1_best_attempt_scores.csv"), "--last", str(DATA / "mlgym_v1_best_submission_scores.csv"),
-                     "--minimize", *MLGYM_MINIMIZE]) == 0
-    assert capsys.readouterr().out == (DATA / "aup_v1.csv").read_text()
+def test_cli_aup_of_a_small_table_worked_out_on_paper(tmp_path, capsys):
+    """Every number below is worked out by hand, not by the code (a hand-written table).
+    Task A, higher is better: baseline 1, m1 10, m2 2. Task B, lower is better: baseline 4, m1 no result, m2 1.
+    Ratios to the best: A: m1 10/10 = 1, m2 10/2 = 5, baseline 10/1 = 10; B: m2 1/1 = 1, baseline 4/1 = 4, and m1,
+    missing, 1.05 x the worst feasible ratio (4) = 4.2.
+    tau_max: ceil(1.05 x 10) = 11 (A) beats ceil(1.05 x 4) = 5 (B); log10(11) = 1.041 -> 1.1. Grid step h = 1.1 / 499.
+    A task with log10 ratio x > 0 counts at the grid points i >= x / h = 453.64 x, of the 499 points 0..498 of the left
+    Riemann sum; x = 0 counts at all 499:
+      baseline: A x = 1       -> i >= 454 (453.64): 45 points;  B x = log10 4 = 0.60206   -> i >= 274 (273.12): 225 points
+      m1:       A x = 0       -> 499 points;                    B x = log10 4.2 = 0.62325 -> i >= 283 (282.73): 216 points
+      m2:       A x = log10 5 = 0.69897 -> i >= 318 (317.08): 181 points;  B x = 0 -> 499 points
+    AUP = h x (points on A + points on B) / 2 tasks:
+      baseline 1.1 x 270 / 998 = 0.29760 -> 0.298;  m1 1.1 x 715 / 998 = 0.78808 -> 0.788;  m2 1.1 x 680 / 998 = 0.74950 -> 0.749"""
+    best = _write(tmp_path, "best.csv", [["Task", "baseline", "m1", "m2"], ["A", 1, 10, 2], ["B", 4, "", 1]])
+    assert aup_main([best, "--minimize", "B"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "method,best_aup\nbaseline,0.298\nm1,0.788\nm2,0.749\n" and "tau_max = 1.1" in err
+    p = performance_profiles(read_scores(best), minimize=["B"])
+    assert p.ratios == {"A": {"baseline": 10.0, "m1": 1.0, "m2": 5.0}, "B": {"baseline": 4.0, "m1": pytest.approx(4.2), "m2": 1.0}}
+    assert [p.rho["m2"][i] for i in (0, 317, 318, 498)] == [0.5, 0.5, 1.0, 1.0]          # A joins at point 318
+    assert [p.rho["baseline"][i] for i in (273, 274, 453, 454)] == [0.0, 0.5, 0.5, 1.0]   # B at 274, A at 454
 
 
 # --- directions (directions.json, --minimize, --maximize) and tasks where no method is feasible ---------------------
@@ -292,9 +308,9 @@ def test_no_task_left_is_a_one_line_error(tmp_path, capsys):
 
 def test_mlgym_published_tables_unchanged_by_every_way_of_giving_directions(tmp_path, capsys):
     best, last = DATA / "mlgym_v1_best_attempt_scores.csv", DATA / "mlgym_v1_best_submission_scores.csv"
-    want = (DATA / "aup_v1.csv").read_text()
-    rc, out, err = _cli(capsys, best, "--last", last, "--minimize", "3-SAT", "--minimize", "Language Modeling")
-    assert rc == 0 and out == want and "tasks compared (13 of 13)" in err and "warning" not in err
+    rc, want, err = _cli(capsys, best, "--last", last, "--minimize", "3-SAT", "--minimize", "Language Modeling")
+    assert rc == 0 and "tasks compared (13 of 13)" in err and "warning" not in err
+    assert want.splitlines()[0] == "method,best_aup,last_aup" and len(want.splitlines()) == 7      # the baseline and five models
     # the same tables as the adapter would leave them: a sidecar with every task's direction
     (tmp_path / "best_attempt.csv").write_text(best.read_text())
     (tmp_path / "best_submission.csv").write_text(last.read_text())

@@ -257,3 +257,36 @@ def test_every_reason_is_named_and_the_seeded_evaluator_bugs_still_bite(tasks, t
     (work / "evaluate.py").write_text(BUGS["nondeterministic"](files)["evaluate.py"])
     scores = {score_of(evaluate(work, t.baseline))[t.metric] for _ in range(3)}
     assert len(scores) > 1
+
+
+def scores_over_runs(folder, submission, n: int = 4) -> list[dict]:
+    """The score of one submission in `n` runs of the task's evaluator, each a fresh process with its own
+    PYTHONHASHSEED (a nondeterminism in string hashing or set order shows only across processes)."""
+    out = []
+    for seed in range(1, n + 1):
+        r = subprocess.run([sys.executable, "evaluate.py", "--submission_file", str(submission)], cwd=folder, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed), "SYNTHSCI_SPLIT": "test", "SYNTHSCI_HIDDEN": str(Path(folder) / "hidden")})
+        out.append(score_of(r))
+    return out
+
+
+def deterministic(scores: list[dict]) -> bool: return len(scores) > 2 and all(s == scores[0] for s in scores)
+
+
+@pytest.mark.parametrize("name", ("sklearn/wine", "statsmodels/fair"))
+def test_the_evaluator_gives_the_same_score_every_run_and_the_check_catches_planted_noise(tasks, name, tmp_path):
+    t = tasks[name]
+    runs = scores_over_runs(t.path, t.baseline)
+    assert deterministic(runs) and runs[0] == t.recorded                      # four processes, four hash seeds, one score
+    # planted nondeterminism, each added to the score before it is printed (rounded to 6 decimals, so each moves the 6th
+    # decimal at least): the machine's randomness, the clock, and string hashing (the same within one process)
+    noise = {"urandom": "int.from_bytes(__import__('os').urandom(2), 'big') * 1e-6",
+             "clock": "(__import__('time').time_ns() // 1000 % 1000) * 1e-6",
+             "hash_seed": "(hash('synthsci') % 1000) * 1e-6"}
+    for kind, expr in noise.items():
+        work = tmp_path / kind
+        shutil.copytree(t.path, work)
+        code = (work / "evaluate.py").read_text()
+        assert code.count("print(json.dumps(") == 1
+        (work / "evaluate.py").write_text(code.replace("print(json.dumps(", f"score = float(score) + {expr}\nprint(json.dumps("))
+        assert not deterministic(scores_over_runs(work, t.baseline)), kind

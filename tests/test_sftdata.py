@@ -1,9 +1,10 @@
 """The SFT dataset: TRL's conversational format, the task-level split, truncation to the context, saving and the card."""
-import json, random, shutil, warnings
+import json, os, random, shutil, subprocess, sys, warnings
 from pathlib import Path
 import pytest
 from synthsci.core import SFTExample, SynthsciError, Task, Trajectory, load_config, read_jsonl, write_jsonl
-from synthsci.filter import render, run_filter, sft_messages, student_tokenizer
+from synthsci.filter import run_filter, sft_messages
+from synthsci.student import render, student_tokenizer
 from synthsci.sftdata import load_sft_dataset, push_dataset, run_sftdata, split_by_task, to_hf_dataset
 
 FIXTURES = Path(__file__).parent / "fixtures" / "trajectories"
@@ -21,8 +22,44 @@ def test_split_never_leaks_a_task():
                 assert not tr & te and tr | te == tasks and len(train) + len(ev) == len(exs)
                 assert train                                     # never everything held out
                 assert bool(ev) == (frac > 0 and len(tasks) > 1)  # at least one eval task when it can be
-    a, b = split_by_task(exs, 0.2, 1), split_by_task(exs, 0.2, 1)
-    assert [e.id for e in a[1]] == [e.id for e in b[1]]           # deterministic for a seed
+
+
+SPLIT_IN_A_PROCESS = """
+import json, random
+from synthsci.core import SFTExample
+from synthsci.sftdata import split_by_task
+rng = random.Random(0)
+exs = [SFTExample(id=f"e{i}", task_id=f"task-{rng.randrange(40)}", messages=[]) for i in range(200)]
+SPLIT
+print(json.dumps([e.id for e in split(exs, 0.2, 1)[1]]))
+"""
+
+
+def eval_ids_in_fresh_processes(split_code: str, n: int = 4) -> list[list[str]]:
+    """The held-out ids of one split, computed in `n` fresh interpreters, each with its own PYTHONHASHSEED: an order that
+    leans on string hashing or set iteration (salted per process) differs between them, never within one process."""
+    out = []
+    for seed in range(1, n + 1):
+        r = subprocess.run([sys.executable, "-c", SPLIT_IN_A_PROCESS.replace("SPLIT", split_code)], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)})
+        assert r.returncode == 0, r.stderr
+        out.append(json.loads(r.stdout))
+    return out
+
+
+def test_split_is_the_same_in_every_process_and_the_check_catches_hash_order():
+    runs = eval_ids_in_fresh_processes("split = split_by_task")
+    assert runs[0] and all(r == runs[0] for r in runs)               # four processes, four hash seeds: one split
+    rng = random.Random(0)
+    exs = [SFTExample(id=f"e{i}", task_id=f"task-{rng.randrange(40)}", messages=[]) for i in range(200)]
+    assert [e.id for e in split_by_task(exs, 0.2, 1)[1]] == runs[0]  # and the same as in this process
+    # planted: the same split, but the tasks ordered by Python's own (salted) string hash instead of a stable one
+    planted = ("def split(exs, frac, seed):\n"
+               "    tasks = sorted({e.task_id for e in exs}, key=lambda t: hash((seed, t)))\n"
+               "    held = set(tasks[:max(1, round(frac * len(tasks)))])\n"
+               "    return [e for e in exs if e.task_id not in held], [e for e in exs if e.task_id in held]")
+    runs = eval_ids_in_fresh_processes(planted)
+    assert any(r != runs[0] for r in runs)
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import torch
 import datasets
 from transformers import AutoConfig, AutoModelForCausalLM
 from synthsci.core import SynthsciError, Task, Trajectory, load_config, read_jsonl, write_jsonl
-from synthsci.filter import render, resolve_student, run_filter, sft_messages, sft_tools, student_tokenizer
+from synthsci.filter import run_filter, sft_messages, sft_tools
+from synthsci.student import render, resolve_student, student_tokenizer
 from synthsci.llm import LocalLLM, get_llm, parse_tool_calls
 from synthsci.sftdata import run_sftdata, to_hf_dataset, to_sft_example
 from synthsci.train import TrainOptions, build_trainer, check_training_inputs, main, train_student
@@ -140,21 +141,53 @@ def test_lora_student_is_merged_and_loads_as_an_llm(tiny, dd, tmp_path):
     assert get_llm(f"local:{path}").complete([{"role": "user", "content": "hi"}], max_tokens=2).usage.output_tokens <= 2
 
 
-def test_stage_resumes_from_its_latest_checkpoint(tiny, tmp_path):
+class Killed(Exception):
+    "The training process dying, as the test stages it."
+
+
+def test_stage_resumes_a_killed_run_then_keeps_only_what_resume_and_evaluation_need(tiny, tmp_path, monkeypatch):
+    import synthsci.train as T
+    from transformers import TrainerCallback
     rdir = tmp_path / "r"
     write_jsonl(read_jsonl(Task, FIXTURES / "tasks.jsonl"), rdir / "04_tasks" / "tasks.jsonl")
     (rdir / "06_rollouts").mkdir(parents=True)
     for p in FIXTURES.glob("traj-*.jsonl"): shutil.copy(p, rdir / "06_rollouts" / p.name)
-    base = [f"runs_dir={tmp_path}", "run_id=r", "stages.sftdata.max_tokens=1200", f"stages.train.base_model={tiny}",
-            "stages.train.max_length=1280", "stages.train.save_steps=1", "stages.train.eval=false", "stages.train.grad_accum=1"]
+    base = [f"runs_dir={tmp_path}", "run_id=r", "stages.sftdata.max_tokens=1200", f"stages.train.base_model={tiny}", "stages.train.max_length=1280",
+            "stages.train.save_steps=1", "stages.train.eval=false", "stages.train.grad_accum=1", "stages.train.max_steps=3"]
     run_filter(load_config(overrides=base)); run_sftdata(load_config(overrides=base))
-    student = main(["/dev/null", *base, "stages.train.max_steps=2"])
-    assert student == 0 and (rdir / "09_train" / "checkpoints" / "checkpoint-2" / "trainer_state.json").exists()
-    (rdir / "09_train" / "student.jsonl").unlink()         # as if the run had been killed before it recorded the student
-    assert main(["/dev/null", *base, "stages.train.max_steps=3"]) == 0
+    empty = tmp_path / "empty.yaml"; empty.write_text("")          # every field from the overrides
+    # the first run dies right after it saved step 2 (its checkpoint written whole, the student not yet)
+    class KillAfterStep2(TrainerCallback):
+        def on_save(self, args, state, control, **kw):
+            if state.global_step == 2: raise Killed()
+    real = T.build_trainer
+    def dying(*a, **k):
+        trainer = real(*a, **k); trainer.add_callback(KillAfterStep2()); return trainer
+    monkeypatch.setattr(T, "build_trainer", dying)
+    with pytest.raises(Killed): main([str(empty), *base])
+    ckpts = rdir / "09_train" / "checkpoints"
+    assert [c.name for c in ckpts.glob("checkpoint-*")] == ["checkpoint-2"]            # save_total_limit 1: checkpoint-1 went once 2 was written
+    assert (ckpts / "checkpoint-2" / "optimizer.pt").exists() and not (rdir / "09_train" / "student.jsonl").exists()
+    monkeypatch.setattr(T, "build_trainer", real)
+    assert main([str(empty), *base]) == 0
     meta = json.loads((rdir / "09_train" / "student" / "meta.json").read_text())
-    assert meta["resumed_from"].endswith("checkpoint-2") and meta["steps"] == 3
+    assert meta["resumed_from"].endswith("checkpoint-2") and meta["resumed_optimizer_state"] is True and meta["steps"] == 3
     assert json.loads((rdir / "09_train" / "student.jsonl").read_text())["spec"] == f"local:{rdir / '09_train' / 'student'}"
+    # training completed: one checkpoint is left (a resume's starting point), without its optimizer and scheduler state
+    assert [c.name for c in ckpts.glob("checkpoint-*")] == ["checkpoint-3"]
+    files = [f for f in (rdir / "09_train").rglob("*") if f.is_file()]
+    assert not [f for f in files if "optimizer" in f.name or f.name == "scheduler.pt"]
+    assert (ckpts / "checkpoint-3" / "model.safetensors").exists() and (ckpts / "checkpoint-3" / "trainer_state.json").exists()
+    # the manifest records the folder's size; with AdamW's two moments kept it would be at least 4x the weights
+    # (the student's copy, the checkpoint's, and the optimizer's two), without them about 2x plus the tokenizer files
+    total, weights = sum(f.stat().st_size for f in files), (rdir / "09_train" / "student" / "model.safetensors").stat().st_size
+    assert json.loads((rdir / "manifest.json").read_text())["stages"]["09_train"]["disk_mb"] == round(total / 2**20, 1)
+    assert total < 3 * weights, (total, weights)
+    # a rerun of the completed stage trains nothing; resuming from the pruned checkpoint says the optimizer restarted
+    (rdir / "09_train" / "student.jsonl").unlink()
+    assert main([str(empty), *base]) == 0
+    meta = json.loads((rdir / "09_train" / "student" / "meta.json").read_text())
+    assert meta["resumed_from"].endswith("checkpoint-3") and meta["resumed_optimizer_state"] is False and meta["steps"] == 3
 
 
 def test_bad_inputs_fail_before_training(tiny, dd, tmp_path, capsys):
@@ -171,4 +204,5 @@ def test_bad_inputs_fail_before_training(tiny, dd, tmp_path, capsys):
         train_student(dd, tmp_path, opts(tiny, max_length=512))
     assert not (tmp_path / "checkpoints").exists()          # nothing started
     assert main([str(tmp_path / "none.yaml")]) == 1 and "does not exist" in capsys.readouterr().err
-    assert main(["/dev/null", f"runs_dir={tmp_path}"]) == 1 and "holds no SFT dataset" in capsys.readouterr().err
+    (tmp_path / "empty.yaml").write_text("")
+    assert main([str(tmp_path / "empty.yaml"), f"runs_dir={tmp_path}"]) == 1 and "holds no SFT dataset" in capsys.readouterr().err

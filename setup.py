@@ -10,8 +10,9 @@ reqs = lambda key: cfg.get(key, "").split()
 setuptools.setup(
     name=cfg["lib_name"], version=cfg["version"], description=cfg["description"],
     license="Apache-2.0", author=cfg["author"], author_email=cfg["author_email"],
-    packages=setuptools.find_packages(include=["synthsci", "synthsci.*"]),
-    include_package_data=True, package_data={"synthsci": ["*.yaml", "*.json", "prompts/*", "data/**/*"]},
+    packages=setuptools.find_packages(include=["synthsci", "synthsci.*"]) + ["synthsci.runs"],  # runs/: data only
+    include_package_data=True, package_data={"synthsci": ["*.yaml", "*.json", "prompts/*", "data/**/*"],
+                                              "synthsci.runs": ["*.ipynb"]},  # the run notebooks `synthsci run` executes
     python_requires=">=" + cfg["min_python"],
     install_requires=reqs("requirements"),
     extras_require={"dev": reqs("dev_requirements"), "ray": reqs("ray_requirements"), "rl": reqs("rl_requirements")},

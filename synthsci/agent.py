@@ -12,7 +12,7 @@ from .core import SynthsciError, Step, Task, Trajectory, stable_hash
 from .llm import Completion, ToolCall, cost_usd
 from .aci import ACI, ACI_COMMANDS, rejected_as_attack
 from .seal import artefacts
-from .trajectory import from_mlgym, save_trajectory  # from_mlgym: for synthsci.rollouts until it imports it from synthsci.trajectory
+from .trajectory import save_trajectory
 
 # %% auto 0
 __all__ = ['PROMPTS', 'TOOLS', 'REJECTED_KEEP', 'REJECTED_CHARS', 'prompt_hash', 'FormatError', 'parse_response', 'tool_action',

@@ -4,76 +4,103 @@
 
 # %% ../nbs/90_cli.ipynb 2
 from __future__ import annotations
-import argparse, importlib, json, sys, warnings
+import argparse, json, sys
 from pathlib import Path
 from typing import Optional
 from .core import STAGES, SynthsciError, load_config
+from .pipeline import KEPT, check_options, kept_rejected, read_invocations, resolve, stage_numbers, write_summary
 
 # %% auto 0
-__all__ = ['TOOLS', 'KEPT', 'build_parser', 'status', 'main']
+__all__ = ['TOOLS', 'EXAMPLES', 'is_config', 'build_parser', 'stage_parser', 'status', 'run_one_stage', 'main']
 
 # %% ../nbs/90_cli.ipynb
 TOOLS = {  # command -> ('module:function' taking argv and returning an exit status, help)
     "sandbox": ("synthsci.sandbox:sandbox_main", "run one command in the sandbox exactly as task code runs"),
     "aup": ("synthsci.aup:aup_main", "AUP of score tables shaped like MLGym's (BEST.csv [--last LAST.csv] [--minimize TASK ...]; directions.json beside BEST.csv is read)"),
-    "figures": ("synthsci.plots:figures_main", "draw the reference figures and a run's figures"),
+    "figures": ("synthsci.plots:figures_main", "draw the reference figures and a run's figures ([--run RUN_DIR] [--out DIR])"),
     "view": ("synthsci.viewer:view_main", "render a trajectory as HTML (TRAJ --html OUT)"),
     "mlgym": ("synthsci.mlgym:mlgym_main", "run an agent on the tasks of your MLGym checkout (--mlgym-root DIR) and score them"),
     "catalog": ("synthsci.catalog_cli:catalog_main", "the local catalog of offline datasets, as a table or --format csv"),
     "serve": ("synthsci.serve:serve_main", "an OpenAI-compatible chat-completions server for an LLM spec (default: the local SmolLM2) on 127.0.0.1"),
+    "plan": ("synthsci.plan:plan_main", "project a config's whole run (teacher tokens and money, sandbox core-hours, GPU-hours, days on N nodes) from a measured run: CONFIG --from RUN_DIR [--nodes N]"),
 }
 
-def _resolve(target: str):
-    "The function `module:function` names (the stage registry `core.STAGES` and `TOOLS` hold such names)."
-    mod, fn = target.split(":")
-    return getattr(importlib.import_module(mod), fn)
+def is_config(arg: str) -> bool:
+    "Does `arg` name a YAML run config (so that `aup`/`figures` run the stage rather than the tool)?"
+    return arg.endswith((".yaml", ".yml"))
 
 # %% ../nbs/90_cli.ipynb
+EXAMPLES = [  # (command, what it does): shown in --help, each one run by the tests
+    ("synthsci run configs/quickstart.yaml --stages topics,proposals", "the first two stages of the offline quickstart (all stages without --stages)"),
+    ("synthsci topics configs/quickstart.yaml seed=1 run_id=seed1", "one stage in this process, with overrides (another seed: another run)"),
+    ("synthsci figures configs/quickstart.yaml", "the figures stage: the run's figures so far, into 12_figures/"),
+    ("synthsci status data/runs/quickstart", "what the run has done"),
+    ("synthsci summary data/runs/quickstart", "(re)write the run's summary.json"),
+    ("synthsci aup data/mlgym/mlgym_v1_best_attempt_scores.csv", "the aup tool on MLGym's published scores"),
+    ("synthsci llm --spec local --max-tokens 16 'Name a tabular dataset.'", "one completion of the local student model"),
+]
+
 def build_parser() -> argparse.ArgumentParser:
     stages = "\n".join(f"  {name:<10} {s.folder:<13} {s.what}" for name, s in STAGES.items())
+    examples = "\n".join(f"  {c}\n      {w}" for c, w in EXAMPLES)
     p = argparse.ArgumentParser(prog="synthsci", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="AI Scientist via Synthetic Task Scaling: synthesize ML research tasks, collect agent trajectories, "
                     "fine-tune a student, evaluate it with AUP.",
-        epilog=f"pipeline stages (in order; `synthsci STAGE CONFIG` runs one in-process):\n{stages}\n\n"
-               "examples:\n  synthsci run configs/quickstart.yaml\n  synthsci topics configs/quickstart.yaml seed=1\n"
-               "  synthsci status data/runs/quickstart\n  synthsci llm --spec local 'Name a tabular dataset.'\n\n"
+        epilog=f"pipeline stages (in order; `synthsci STAGE CONFIG.yaml [key=value ...]` runs one in-process):\n{stages}\n\n"
+               "aup and figures are a stage and a tool: `synthsci aup CONFIG.yaml` runs the stage, `synthsci aup BEST.csv ...`\n"
+               "the tool (a first argument ending in .yaml or .yml means the stage); `synthsci aup --help` shows both.\n\n"
+               f"examples:\n{examples}\n\n"
                "exit status: 0 done; 2 an error (one line on stderr); 3 a stage ended incomplete or stopped (its status on stderr); 130 interrupted")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     r = sub.add_parser("run", help="run the pipeline's stages through papermill (resumes a stopped run)")
     r.add_argument("config", help="a YAML run config, e.g. configs/quickstart.yaml")
-    r.add_argument("overrides", nargs="*", help="key=value overrides, e.g. seed=1 teacher.spec=openai:gpt-5")
+    r.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="overrides, e.g. seed=1 teacher.spec=openai:gpt-5")
     r.add_argument("--stages", help="comma-separated stages to run (default: the config's pipeline)")
     for name, stage in STAGES.items():
         if name in TOOLS: continue
         s = sub.add_parser(name, help=f"{stage.what} -> {stage.folder}/")
-        s.add_argument("config"); s.add_argument("overrides", nargs="*")
-    st = sub.add_parser("status", help="what a run has done: units, errors, tokens and cost per stage")
+        s.add_argument("config", help="a YAML run config, e.g. configs/quickstart.yaml")
+        s.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="overrides of config fields, e.g. seed=1")
+    st = sub.add_parser("status", help="what a run has done: units, errors, calls, tokens and cost per stage")
     st.add_argument("run_dir")
+    sm = sub.add_parser("summary", help="write a run folder's summary.json (the numbers of every stage, the funnel, AUP, disk use)")
+    sm.add_argument("run_dir"); sm.add_argument("--out", help="where to write it (default: RUN_DIR/summary.json)")
     l = sub.add_parser("llm", help="one completion from any LLM spec (to check a key, a server or a model)")
     l.add_argument("prompt"); l.add_argument("--spec", help="anthropic:<model>, openai:<model>[@<base_url>], local[:<path>]")
     l.add_argument("--max-tokens", type=int, default=128)
-    for name, (_, help_) in TOOLS.items(): sub.add_parser(name, help=help_, add_help=False)
+    for name, (_, help_) in TOOLS.items():
+        both = f"{STAGES[name].what} -> {STAGES[name].folder}/ (CONFIG.yaml); or the tool: " if name in STAGES else ""
+        sub.add_parser(name, help=both + help_, add_help=False)
+    p.commands = sub.choices    # name -> its parser
+    return p
+
+def stage_parser(name: str) -> argparse.ArgumentParser:
+    "The parser of the stage form of `aup`/`figures`."
+    p = argparse.ArgumentParser(prog=f"synthsci {name}", description=f"The {name} stage: {STAGES[name].what} -> {STAGES[name].folder}/.")
+    p.add_argument("config", help="a YAML run config (ending in .yaml or .yml)")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value")
     return p
 
 # %% ../nbs/90_cli.ipynb
-KEPT = {"01_topics": "topics", "02_proposals": "proposals", "03_grounded": "grounded", "04_tasks": "coded", "05_validated": "valid"}
-
 def _kept(stage: str, e: dict) -> str:
-    "`kept/rejected` of a stage that records them ('-' otherwise); validate's rejections are its failed tasks."
-    k = KEPT.get(stage)
-    if k not in e: return "-"
-    return f"{e[k]}/{e.get('units_done', 0) - e[k] if stage == '05_validated' else e.get('rejected', 0)}"
+    k, r = kept_rejected(stage, e)
+    return "-" if k is None else f"{k}/{r}"
 
 def status(run_dir) -> str:
     m_path = Path(run_dir) / "manifest.json"
     if not m_path.exists(): raise SynthsciError(f"{run_dir} is not a run folder (no manifest.json)")
     m = json.loads(m_path.read_text())
+    entries = m.get("stages", {})
+    cached, saved = (any(k in e for e in entries.values()) for k in ("cached_calls", "saved_usd"))
     lines = [f"run {m['run_id']}  created {m.get('created')}  git {m.get('git_revision')}",
-             f"{'stage':<14}{'units':>10}{'kept/rej':>10}{'errors':>8}{'calls':>7}{'tokens in/out':>18}{'cost $':>9}{'wall s':>9}  status"]
-    for stage, e in m.get("stages", {}).items():
-        lines.append(f"{stage:<14}{str(e.get('units_done', '-')) + '/' + str(e.get('units_total', '-')):>10}{_kept(stage, e):>10}{len(e.get('errors', {})):>8}"
-                     f"{e.get('calls', 0):>7}{str(e.get('input_tokens', 0)) + '/' + str(e.get('output_tokens', 0)):>18}"
-                     f"{e.get('cost_usd', 0):>9.4f}{e.get('wall_s', 0):>9.1f}  {e.get('status', '')}")
+             f"{'stage':<14}{'units':>10}{'kept/rej':>10}{'errors':>8}{'calls':>7}" + (f"{'cached':>8}" if cached else "")
+             + f"{'tokens in/out':>18}{'cost $':>9}" + (f"{'saved $':>9}" if saved else "") + f"{'wall s':>9}  status"]
+    for stage, e in entries.items():
+        n = stage_numbers(stage, e)
+        lines.append(f"{stage:<14}{str(e.get('units_done', '-')) + '/' + str(e.get('units_total', '-')):>10}{_kept(stage, e):>10}{n['errors']:>8}"
+                     f"{n['calls']:>7}" + (f"{n['cached_calls'] if n['cached_calls'] is not None else '-':>8}" if cached else "")
+                     + f"{str(n['input_tokens']) + '/' + str(n['output_tokens']):>18}{n['cost_usd']:>9.4f}"
+                     + (f"{n.get('saved_usd', 0):>9.4f}" if saved else "") + f"{e.get('wall_s', 0):>9.1f}  {e.get('status', '')}")
     return "\n".join(lines)
 
 # %% ../nbs/90_cli.ipynb
@@ -92,27 +119,44 @@ def _stage_exit(out) -> int:
     print(f"stage {out.name} ended {status}" + (f"; first failure: {next(iter(errs))}: {next(iter(errs.values()))}" if errs else ""), file=sys.stderr)
     return 3
 
+def run_one_stage(name: str, config, overrides) -> int:
+    "One stage in this process: the config and the stage's options checked first, then its exit status."
+    cfg = load_config(config, overrides)   # a bad config is reported first, whatever the stage
+    check_options(cfg, [name])
+    out = resolve(STAGES[name].func)(cfg)
+    print(out)
+    return _stage_exit(out)
+
+# %% ../nbs/90_cli.ipynb
 def main(argv: Optional[list[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv and argv[0] in TOOLS:
-            fn = _resolve(TOOLS[argv[0]][0])
-            return int(fn(argv[1:]) or 0)
-        args = build_parser().parse_args(argv)
-        if args.command is None: build_parser().print_help(); return 0
+            name, rest = argv[0], argv[1:]
+            if name in STAGES and rest and is_config(rest[0]):
+                args = stage_parser(name).parse_args(rest)
+                return run_one_stage(name, args.config, args.overrides)
+            if name in STAGES and rest[:1] in (["-h"], ["--help"]):
+                print(stage_parser(name).format_help().replace("usage: ", "usage (the stage): ", 1) + "\nthe tool:", flush=True)
+            return int(resolve(TOOLS[name][0])(rest) or 0)
+        parser = build_parser()
+        if argv[:1] == ["run"]:   # overrides may follow --stages: `synthsci run C.yaml --stages topics seed=1`
+            args = parser.commands["run"].parse_intermixed_args(argv[1:]); args.command = "run"
+        else: args = parser.parse_args(argv)
+        if args.command is None: parser.print_help(); return 0
         if args.command == "run":
             from synthsci.pipeline import run_pipeline
             path = run_pipeline(args.config, args.overrides, args.stages.split(",") if args.stages else None)
-            print(status(path)); return 0
+            print(status(path))
+            ran = (read_invocations(path) or [{}])[-1].get("stages", [])
+            return max([0] + [_stage_exit(path / STAGES[s].folder) for s in ran])
         if args.command == "status": print(status(args.run_dir)); return 0
+        if args.command == "summary": print(write_summary(args.run_dir, args.out)); return 0
         if args.command == "llm":
             from synthsci.llm import get_llm
             c = get_llm(args.spec).complete([{"role": "user", "content": args.prompt}], max_tokens=args.max_tokens)
             print(c.text); print(f"[{c.model}: {c.usage.input_tokens} tokens in, {c.usage.output_tokens} out]", file=sys.stderr); return 0
-        cfg = load_config(args.config, args.overrides)   # a bad config is reported first, whatever the stage
-        out = _resolve(STAGES[args.command].func)(cfg)
-        print(out)
-        return _stage_exit(out)
+        return run_one_stage(args.command, args.config, args.overrides)
     except SynthsciError as e:
         print(f"error: {e}", file=sys.stderr); return 2
     except KeyboardInterrupt:

@@ -167,6 +167,8 @@ class ValidationReport(Record):
     attempts: int = 1
     errors: list[str] = field(default_factory=list)
     baseline_score: Optional[float] = None
+    reference_score: Optional[float] = None   # the hidden stronger solution's score: how much headroom the task really has
+    scores: dict = field(default_factory=dict)      # the ladder: solution name -> its metric on the test split
 
 @dataclass(kw_only=True)
 class Step:

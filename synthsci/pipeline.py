@@ -4,58 +4,322 @@
 
 # %% ../nbs/60_pipeline.ipynb 2
 from __future__ import annotations
-import json, time
+import contextlib, csv, importlib, json, os, re, sys, threading, time
+from importlib import resources
 from pathlib import Path
 from typing import Iterable, Optional
-from .core import STAGES, Run, SynthsciError, load_config, open_run
+from .core import STAGES, SynthsciError, atomic_write, git_revision, load_config, open_run, stage_options
 
 # %% auto 0
-__all__ = ['project_root', 'run_notebooks', 'plan', 'run_pipeline']
+__all__ = ['KEPT', 'INVOCATIONS', 'runs_folder', 'run_notebooks', 'plan', 'resolve', 'check_options', 'as_overrides',
+           'notebook_config', 'kept_rejected', 'stage_numbers', 'stage_line', 'Lines', 'StageTerminal',
+           'kernel_manager', 'disk_bytes', 'code_revision', 'read_invocations', 'save_invocation', 'run_summary',
+           'write_summary', 'run_pipeline']
 
 # %% ../nbs/60_pipeline.ipynb
-def project_root(start: Optional[Path] = None) -> Path:
-    "The folder holding `settings.ini` (the repository), searched upwards from `start` or the package."
-    for d in [Path(start or Path.cwd()).resolve(), *Path(start or Path.cwd()).resolve().parents,
-              Path(__file__).resolve().parent.parent]:
-        if (d / "settings.ini").exists() and (d / "nbs").is_dir(): return d
-    raise SynthsciError("cannot find the synthsci repository (settings.ini and nbs/): run from inside a clone")
+def runs_folder() -> Path:
+    "The run notebooks shipped with the package."
+    return Path(str(resources.files("synthsci") / "runs"))
 
-def run_notebooks(nbs_dir: Path) -> dict[str, Path]:
-    "The run notebook of each stage that has one, in pipeline order."
-    found = {p.stem.split("_", 1)[-1]: p for p in sorted(Path(nbs_dir).glob("*.ipynb"))}
-    return {s: found[s] for s in STAGES if s in found}
+def run_notebooks(nbs_dir: Optional[Path] = None) -> dict[str, Path]:
+    "The run notebook of each stage that has one (in `nbs_dir`, default the package's), in pipeline order."
+    d = Path(nbs_dir or runs_folder())
+    return {s: d / st.notebook for s, st in STAGES.items() if (d / st.notebook).is_file()}
 
 # %% ../nbs/60_pipeline.ipynb
-def plan(cfg, nbs_dir: Path, stages: Optional[Iterable[str]] = None) -> dict[str, Path]:
+def plan(cfg, nbs_dir: Optional[Path] = None, stages: Optional[Iterable[str]] = None) -> dict[str, Path]:
     "The stages to execute: those asked for (or the config's `pipeline`, or all), each with its run notebook."
     available = run_notebooks(nbs_dir)
     wanted = list(stages or cfg.pipeline or available)
     for s in wanted:
         if s not in STAGES: raise SynthsciError(f"unknown stage {s!r} in the pipeline: expected some of {', '.join(STAGES)}")
-        if s not in available: raise SynthsciError(f"stage {s!r} has no run notebook in {nbs_dir} yet: remove it from `pipeline` in the config")
+        if s not in available: raise SynthsciError(f"stage {s!r} has no run notebook in {nbs_dir or runs_folder()}: remove it from `pipeline` in the config")
     return {s: available[s] for s in STAGES if s in wanted}
+
+# %% ../nbs/60_pipeline.ipynb
+def resolve(target: str):
+    "The object `module:name` names (the stage registry `core.STAGES` holds such names)."
+    mod, name = target.split(":")
+    return getattr(importlib.import_module(mod), name)
+
+def check_options(cfg, stages: Iterable[str]) -> None:
+    "Raise a one-line `SynthsciError` for a `stages.<name>` section that is no stage, or bad options of a stage in `stages`."
+    unknown = sorted(set(cfg.stages) - set(STAGES))
+    if unknown: raise SynthsciError(f"config field 'stages.{unknown[0]}' names no stage: expected some of {', '.join(STAGES)}")
+    for s in stages:
+        if STAGES[s].options: stage_options(resolve(STAGES[s].options), cfg, s)
+        elif cfg.stages.get(s): raise SynthsciError(f"config field 'stages.{s}': the {s} stage takes no options, got {cfg.stages[s]!r}")
+
+# %% ../nbs/60_pipeline.ipynb
+def as_overrides(value) -> list[str]:
+    "Overrides as a list of `key=value` strings, from a list, a YAML/JSON string of a list, one `key=value` string, or None."
+    if value is None: return []
+    if isinstance(value, str):
+        s = value.strip()
+        if not s: return []
+        if s.startswith("["):
+            import yaml
+            try: value = yaml.safe_load(s)
+            except yaml.YAMLError as e: raise SynthsciError(f"overrides {s!r} is not a YAML list: {str(e).splitlines()[0]}") from None
+        elif "=" in s: return [s]
+        else: raise SynthsciError(f"overrides {s!r} is neither key=value nor a list of them, e.g. '[\"seed=1\"]'")
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise SynthsciError(f"overrides must be a list of key=value strings, got {value!r}")
+    return list(value)
+
+def notebook_config(config, overrides=()):
+    "The checked `RunConfig` of a run notebook's parameters (`config` a path or None, `overrides` as `as_overrides` takes)."
+    return load_config(config, as_overrides(overrides))
+
+# %% ../nbs/60_pipeline.ipynb
+KEPT = {"01_topics": "topics", "02_proposals": "proposals", "03_grounded": "grounded", "04_tasks": "coded", "05_validated": "valid"}
+
+def kept_rejected(folder: str, e: dict) -> tuple[Optional[int], Optional[int]]:
+    "`(kept, rejected)` of a stage that records them, else `(None, None)`; validate's rejections are its failed tasks."
+    k = KEPT.get(folder)
+    if k in e: return e[k], (e.get("units_done", 0) - e[k] if folder == "05_validated" else e.get("rejected", 0))
+    f = e.get("funnel")
+    if isinstance(f, list) and f:     # sftdata's funnel starts with the filter's steps: its own is the last
+        return f[-1].get("kept"), sum(s.get("dropped", 0) for s in (f[-1:] if folder == "08_sft" else f))
+    return None, None
+
+def stage_numbers(folder: str, e: dict) -> dict:
+    "The numbers of one stage's manifest entry `e` (a key the manifest lacks is None, `saved_usd` only when recorded)."
+    kept, rejected = kept_rejected(folder, e)
+    n = dict(folder=folder, status=e.get("status"), units_done=e.get("units_done"), units_total=e.get("units_total"), kept=kept,
+             rejected=rejected, errors=len(e.get("errors") or {}), calls=e.get("calls", 0), cached_calls=e.get("cached_calls"),
+             input_tokens=e.get("input_tokens", 0), output_tokens=e.get("output_tokens", 0),
+             tokens=e.get("input_tokens", 0) + e.get("output_tokens", 0), cost_usd=round(e.get("cost_usd", 0.0), 6),
+             wall_s=e.get("wall_s"), notebook_wall_s=e.get("notebook_wall_s"))
+    if "saved_usd" in e: n["saved_usd"] = round(e["saved_usd"], 6)
+    return n
+
+def stage_line(stage: str, n: dict) -> str:
+    "The paragraph printed after a stage: its status and numbers."
+    kept = f", kept {n['kept']}, rejected {n['rejected']}" if n["kept"] is not None else ""
+    cached = f" ({n['cached_calls']} cached)" if n["cached_calls"] is not None else ""
+    saved = f" (saved ${n['saved_usd']:.4f} by the cache)" if "saved_usd" in n else ""
+    wall = n["notebook_wall_s"] if n["notebook_wall_s"] is not None else n["wall_s"] or 0
+    return (f"[synthsci] {stage}: {n['status'] or 'not run'}, {wall:.1f} s; {n['units_done']}/{n['units_total']} units{kept}, "
+            f"{n['errors']} errors; {n['calls']} LLM calls{cached}, {n['tokens']:,} tokens ({n['input_tokens']:,} in, "
+            f"{n['output_tokens']:,} out), ${n['cost_usd']:.4f}{saved}")
+
+# %% ../nbs/60_pipeline.ipynb
+_NOISE = re.compile(r"Kernel is running over TCP without encryption|KeyboardInterrupt caught in|IProgress not found|"
+                    r"^\S.*: +\d+%\|.*\| *\d+/\d+ \[")      # the last: a tqdm bar
+_WARNING = re.compile(r"^\S+:\d+: \w*Warning: ")            # a warning's first line (its source line follows, indented)
+
+class Lines:
+    "A file-like sink for a kernel's stream output: complete lines, without noise, handed to `say`."
+    def __init__(self, say): self.say, self.buf, self.after_warning = say, "", False
+
+    def write(self, text: str):
+        self.buf += text
+        *lines, self.buf = re.split(r"\r\n|\n|\r", self.buf)
+        for line in lines: self._line(line)
+
+    def _line(self, line: str):
+        if not line.strip(): return
+        if self.after_warning and line[:1].isspace(): return      # a warning's source line: left out
+        self.after_warning = bool(_WARNING.search(line))
+        if not _NOISE.search(line): self.say(line)
+
+    def flush(self): pass
+
+    def close(self):
+        if self.buf: self._line(self.buf)
+        self.buf = ""
+
+# %% ../nbs/60_pipeline.ipynb
+class StageTerminal:
+    "What `synthsci run` prints while one stage runs: the notebook's lines (`stdout`, `stderr`) and the units done."
+    def __init__(self, stage: str, run_path: Path, every: float = 10.0, quiet: float = 60.0, out=None):
+        self.stage, self.manifest, self.folder, self.every, self.quiet = stage, Path(run_path) / "manifest.json", STAGES[stage].folder, every, quiet
+        self.out, self._lock, self._stop = out, threading.Lock(), threading.Event()
+        self.stdout, self.stderr = Lines(self.say), Lines(self.say)
+        self.t0 = self.last_said = self.last_units = time.time()
+        self.shown = None
+
+    def say(self, line: str):
+        with self._lock:
+            print(f"  {self.stage} | {line}", file=self.out or sys.stdout, flush=True)
+            self.last_said = time.time()
+
+    def units(self) -> Optional[dict]:
+        with contextlib.suppress(OSError, ValueError): return json.loads(self.manifest.read_text()).get("stages", {}).get(self.folder)
+
+    def tick(self):
+        "Say the units done when they changed (at most every `every` s), or when nothing was said for `quiet` s."
+        e, now = self.units() or {}, time.time()
+        key = (e.get("units_done"), e.get("units_total"), len(e.get("errors") or {}))
+        if (key != self.shown and now - self.last_units >= self.every) or now - self.last_said >= self.quiet:
+            done = f"{key[0]}/{key[1]} units, {key[2]} errors" if e else "starting"
+            self.say(f"{done}, {now - self.t0:.0f} s")
+            self.shown, self.last_units = key, now
+
+    def _loop(self):
+        while not self._stop.wait(1.0): self.tick()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._loop, daemon=True); self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set(); self._thread.join()
+        self.stdout.close(); self.stderr.close()
+
+# %% ../nbs/60_pipeline.ipynb
+_KERNEL = """import ctypes, os, signal, sys
+libc = ctypes.CDLL(None)
+if hasattr(libc, 'prctl'): libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)    # PR_SET_PDEATHSIG: die with synthsci run
+if os.getppid() != int(os.environ.get('JPY_PARENT_PID') or os.getppid()): os._exit(1)   # it died before we asked
+if sys.path and sys.path[0] == '': del sys.path[0]
+from ipykernel import kernelapp
+kernelapp.launch_new_instance()"""
+
+def kernel_manager(log_path: Path):
+    "A jupyter kernel manager class that starts `_KERNEL` with this Python, its output into `log_path`."
+    from jupyter_client.manager import AsyncKernelManager
+    class StageKernel(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments=None) -> list[str]:
+            return [sys.executable, "-c", _KERNEL, "-f", os.path.realpath(self.connection_file), *(extra_arguments or [])]
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log_path, "ab") as log:      # the child keeps its own copy of the file
+                await super()._async_launch_kernel(kernel_cmd, **{**kw, "stdout": log, "stderr": log})
+    return StageKernel
+
+# %% ../nbs/60_pipeline.ipynb
+def disk_bytes(path) -> int:
+    "Bytes in the files under `path` (their sizes; links are not followed)."
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError): total += os.lstat(os.path.join(root, f)).st_size
+    return total
+
+def _load_avg() -> Optional[list[float]]:
+    with contextlib.suppress(OSError, AttributeError): return [round(x, 2) for x in os.getloadavg()]
+
+def code_revision() -> Optional[str]:
+    "The git revision of the synthsci code running, when it runs from a checkout (None from a wheel)."
+    pkg = Path(str(resources.files("synthsci")))
+    return git_revision(pkg.parent) if (pkg.parent / "settings.ini").exists() else None
+
+# %% ../nbs/60_pipeline.ipynb
+INVOCATIONS = "invocations.jsonl"   # in <run>/notebooks/: one line per `synthsci run` on the run
+
+def read_invocations(run_dir) -> list[dict]:
+    f = Path(run_dir) / "notebooks" / INVOCATIONS
+    if not f.exists(): return []
+    return [json.loads(l) for l in f.read_text().splitlines() if l.strip()]
+
+def save_invocation(run_dir, inv: dict) -> None:
+    "Add `inv` to the run's invocations, or replace the one that started at the same time."
+    invs = [i for i in read_invocations(run_dir) if i.get("started") != inv["started"]] + [inv]
+    atomic_write(Path(run_dir) / "notebooks" / INVOCATIONS, "".join(json.dumps(i) + "\n" for i in invs))
+
+def _papermill_parameters(run_dir) -> dict:
+    "The parameters papermill injected into the latest executed notebook of the run."
+    nbs = sorted((Path(run_dir) / "notebooks").glob("*.ipynb"), key=lambda p: p.stat().st_mtime)
+    for p in reversed(nbs):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return json.loads(p.read_text())["metadata"]["papermill"]["parameters"]
+    return {}
+
+# %% ../nbs/60_pipeline.ipynb
+def _csv_rows(path: Path) -> list[dict]:
+    if not path.exists(): return []
+    with open(path, newline="") as f: return list(csv.DictReader(f))
+
+def _num(v) -> Optional[float]:
+    try: return float(v)
+    except (TypeError, ValueError): return None
+
+def _scores(path: Path) -> Optional[dict]:
+    "An MLGym-shaped score table (task, then a column per method) as task -> method -> score."
+    rows = _csv_rows(path)
+    return {r["task"]: {m: _num(v) for m, v in r.items() if m != "task"} for r in rows} if rows else None
+
+def run_summary(run_dir) -> dict:
+    "The summary of a run folder (see the keys above)."
+    run_dir = Path(run_dir)
+    if not (run_dir / "manifest.json").exists(): raise SynthsciError(f"{run_dir} is not a run folder (no manifest.json)")
+    m = json.loads((run_dir / "manifest.json").read_text())
+    invs, params = read_invocations(run_dir), _papermill_parameters(run_dir)
+    last = invs[-1] if invs else {}
+    config = last.get("config") or params.get("config")
+    entries = m.get("stages", {})
+    stages = {s: {**stage_numbers(st.folder, entries[st.folder]), "disk_bytes": disk_bytes(run_dir / st.folder)}
+              for s, st in STAGES.items() if st.folder in entries}
+    funnels = {s: entries[STAGES[s].folder]["funnel"] for s in ("validate", "filter", "sftdata") if "funnel" in entries.get(STAGES[s].folder, {})}
+    aup = [dict(method=r["method"], best_aup=_num(r.get("best_aup")), last_aup=_num(r.get("last_aup")))
+           for r in _csv_rows(run_dir / STAGES["aup"].folder / "aup.csv")]
+    ev = run_dir / STAGES["evaluate"].folder
+    scores = {k: t for k in ("best_attempt", "best_submission") if (t := _scores(ev / f"{k}.csv")) is not None}
+    fig = run_dir / STAGES["figures"].folder
+    add = lambda key: round(sum(n[key] or 0 for n in stages.values()), 2)
+    return dict(
+        schema=1, run_id=m.get("run_id", run_dir.name), created=m.get("created"),
+        synthsci_version=last.get("synthsci_version") or m.get("versions", {}).get("synthsci"),
+        git_revision=last.get("git_revision") or m.get("git_revision"), python=last.get("python") or m.get("versions", {}).get("python"),
+        config_file=Path(config).name if config else None, overrides=last.get("overrides", params.get("overrides")),
+        machine=dict(cpu_count=last.get("cpu_count"), load_avg_start=last.get("load_avg_start"), load_avg_end=last.get("load_avg_end")),
+        invocations=len(invs),
+        wall_s=dict(stages=add("wall_s"), notebooks=add("notebook_wall_s"),
+                    pipeline=round(sum(i.get("wall_s") or 0 for i in invs), 2) if invs else None),
+        stages=stages, funnels=funnels, aup=aup or None, scores=scores or None,
+        figures=sorted(p.name for p in fig.iterdir() if p.suffix in (".png", ".pdf", ".svg")) if fig.is_dir() else [],
+        disk_bytes=dict(total=disk_bytes(run_dir), cache=disk_bytes(run_dir / "cache"), notebooks=disk_bytes(run_dir / "notebooks")))
+
+def write_summary(run_dir, out=None) -> Path:
+    "Write the run's summary as JSON to `out` (default `<run>/summary.json`)."
+    return atomic_write(Path(out) if out else Path(run_dir) / "summary.json", json.dumps(run_summary(run_dir), indent=1) + "\n")
 
 # %% ../nbs/60_pipeline.ipynb
 def run_pipeline(config, overrides: Iterable[str] = (), stages: Optional[Iterable[str]] = None,
                  nbs_dir: Optional[Path] = None, progress: bool = True) -> Path:
     "Execute the run notebooks of the pipeline in order with papermill; return the run folder."
-    import papermill as pm
-    root = project_root()
-    config, overrides = str(Path(config).resolve()) if config else None, list(overrides)
+    import papermill as pm, synthsci
+    config, overrides = str(Path(config).resolve()) if config else None, as_overrides(list(overrides))
     cfg = load_config(config, overrides)
-    todo = plan(cfg, Path(nbs_dir or root / "nbs" / "runs"), stages)
-    run, _ = open_run(cfg)
+    todo = plan(cfg, nbs_dir, stages)
+    check_options(cfg, todo)
+    run, _ = open_run(cfg, stages=list(todo))   # a changed config is refused before any notebook runs
     out_dir = run.path / "notebooks"
     out_dir.mkdir(exist_ok=True)
-    for stage, nb in todo.items():
-        t0 = time.time()
-        if progress: print(f"[synthsci] {stage}: {nb.name} -> {out_dir / nb.name}", flush=True)
+    inv = dict(started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=config, overrides=overrides, stages=list(todo), status="running",
+               synthsci_version=synthsci.__version__, git_revision=code_revision(), python=sys.version.split()[0], executable=sys.executable,
+               cpu_count=os.cpu_count(), load_avg_start=_load_avg(), stage_wall_s={})
+    t_all = time.time()
+    save_invocation(run.path, inv)
+    try:
+        for stage, nb in todo.items():
+            t0, out = time.time(), out_dir / nb.name
+            if progress: print(f"[synthsci] {stage}: {nb.name} -> {out}", flush=True)
+            term = StageTerminal(stage, run.path) if progress else contextlib.nullcontext()
+            try:
+                with term:
+                    pm.execute_notebook(str(nb), str(out), parameters=dict(config=config, overrides=overrides), kernel_name="python3",
+                                        cwd=os.getcwd(), progress_bar=False, kernel_manager_class=kernel_manager(out.with_suffix(".log")),
+                                        stdout_file=term.stdout if progress else None, stderr_file=term.stderr if progress else None)
+            except pm.PapermillExecutionError as e:
+                run.update_stage(STAGES[stage].folder, notebook=str(out))
+                first = str(e.evalue).splitlines()[0] if e.evalue else ""
+                again = "" if e.ename.endswith("SynthsciError") else "; run again to resume"   # a SynthsciError says what to do
+                raise SynthsciError(f"stage {stage} failed: {e.ename}: {first} (executed notebook: {out}{again})") from None
+            inv["stage_wall_s"][stage] = round(time.time() - t0, 2)
+            run.update_stage(STAGES[stage].folder, notebook=str(out), notebook_wall_s=inv["stage_wall_s"][stage])
+            if progress: print(stage_line(stage, stage_numbers(STAGES[stage].folder, run.manifest["stages"].get(STAGES[stage].folder, {}))), flush=True)
+        inv["status"] = "complete"
+    except BaseException as e:
+        inv["status"] = f"{'failed' if isinstance(e, Exception) else 'interrupted'}: {type(e).__name__}"
+        raise
+    finally:
+        inv.update(load_avg_end=_load_avg(), wall_s=round(time.time() - t_all, 2))
+        save_invocation(run.path, inv)
         try:
-            pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters=dict(config=config, overrides=overrides),
-                                kernel_name="python3", cwd=str(root), progress_bar=False)
-        except pm.PapermillExecutionError as e:
-            run.update_stage(STAGES[stage].folder, notebook=str(out_dir / nb.name))
-            raise SynthsciError(f"stage {stage} failed: {e.ename}: {str(e.evalue).splitlines()[0] if e.evalue else ''} "
-                                f"(executed notebook: {out_dir / nb.name}; run again to resume)") from None
-        run.update_stage(STAGES[stage].folder, notebook=str(out_dir / nb.name), notebook_wall_s=round(time.time() - t0, 2))
+            path = write_summary(run.path)
+            if progress: print(f"[synthsci] summary: {path}", flush=True)
+        except Exception as e: print(f"[synthsci] no summary.json: {type(e).__name__}: {e}", file=sys.stderr)
     return run.path

@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_rollouts.ipynb 3
 from __future__ import annotations
-import dataclasses, json, multiprocessing, os, re, shutil, threading, time
+import dataclasses, json, multiprocessing, os, re, select, shutil, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -12,11 +12,12 @@ from .core import (llm_cache_dir, upstream, Ledger, LLMConfig, RunConfig, Synths
                            open_run, run_stage, stage_dir_name, stage_options)
 from .llm import Completion, Usage
 from .aci import load_task
-from .agent import AgentConfig, LLMPolicy, from_mlgym, run_agent, save_trajectory
+from .agent import AgentConfig, LLMPolicy, run_agent
+from .trajectory import read_trajectory, save_trajectory
 
 # %% auto 0
-__all__ = ['RolloutOptions', 'RolloutUnit', 'unit_id', 'SimulatedTeacher', 'make_policy', 'rollout', 'ended_early',
-           'run_in_process', 'ray_runner', 'rollout_tasks', 'rollout_units', 'charge', 'run_rollouts']
+__all__ = ['RolloutOptions', 'RolloutUnit', 'unit_id', 'SimulatedTeacher', 'make_policy', 'fresh_dir', 'rollout', 'exit_with',
+           'ended_early', 'run_in_process', 'ray_runner', 'rollout_tasks', 'rollout_units', 'charge', 'run_rollouts']
 
 # %% ../nbs/20_rollouts.ipynb
 @dataclass
@@ -92,16 +93,26 @@ def make_policy(unit: RolloutUnit):
     if o.policy == "llm":
         from synthsci.llm import get_llm
         t = unit.teacher
-        llm = get_llm(t.spec, role="teacher", cache=t.cache, cache_dir=unit.cache_dir, max_retries=t.max_retries, timeout_s=t.timeout_s)
+        llm = get_llm(t.spec, role="teacher", cache=t.cache, cache_dir=unit.cache_dir, max_retries=t.max_retries, timeout_s=t.timeout_s,
+                      max_concurrency=t.max_concurrency, requests_per_minute=t.requests_per_minute, tokens_per_minute=t.tokens_per_minute)
         return LLMPolicy(llm, **{**t.params, "temperature": unit.temperature, "seed": unit.seed})
     raise SynthsciError(f"unknown rollout policy {o.policy!r}: use auto, expert, llm or simulated")
 
 # %% ../nbs/20_rollouts.ipynb
+def fresh_dir(path) -> Path:
+    "Make `path` absent: a half-made folder (of a unit in flight when its run was killed) is renamed aside, then removed."
+    path = Path(path)
+    if os.path.lexists(path):
+        stale = path.with_name(f".{path.name}.stale-{time.time_ns()}")
+        os.rename(path, stale)      # even if a process of the killed run still writes there, the unit's folder is new
+        shutil.rmtree(stale, ignore_errors=True)
+    return path
+
 def rollout(unit: RolloutUnit) -> Trajectory:
-    "Run one rollout (in whatever process calls it); its workspace is removed afterwards unless kept."
+    "Run one rollout (in whatever process calls it) from scratch; its workspace is removed afterwards unless kept."
     from synthsci.sandbox import SandboxLimits
     o = unit.options
-    shutil.rmtree(unit.work_dir, ignore_errors=True)   # a leftover of a killed run starts afresh
+    fresh_dir(unit.work_dir); fresh_dir(unit.traj_dir)   # a unit in flight when its run was killed starts afresh
     limits = SandboxLimits(**({"memory_bytes": int(o.memory_gb * (1 << 30))} if o.memory_gb else {}))
     try:
         return run_agent(unit.task, make_policy(unit), unit.work_dir, o.agent_config(), traj_id=unit.id, backend=o.backend, limits=limits,
@@ -110,13 +121,21 @@ def rollout(unit: RolloutUnit) -> Trajectory:
         if not o.keep_workspaces: shutil.rmtree(unit.work_dir, ignore_errors=True)
 
 # %% ../nbs/20_rollouts.ipynb
-def _child(unit: RolloutUnit):
-    parent = os.getppid()
+def exit_with(pid: int, code: int = 70):
+    "Exit this process at once when process `pid` ends (watched through a pidfd where Linux has them, else every half second)."
+    try: fd = os.pidfd_open(pid)
+    except ProcessLookupError: os._exit(code)
+    except (AttributeError, OSError): fd = None
     def watch():
+        if fd is not None: select.select([fd], [], []); os._exit(code)
         while True:
             time.sleep(0.5)
-            if os.getppid() != parent: os._exit(70)
+            try: os.kill(pid, 0)
+            except ProcessLookupError: os._exit(code)
     threading.Thread(target=watch, daemon=True).start()
+
+def _child(unit: RolloutUnit, owner: int):
+    exit_with(owner)
     rollout(unit)
 
 _CTX = None
@@ -130,15 +149,16 @@ def _context():
 def ended_early(unit: RolloutUnit, status: str) -> Trajectory:
     "The trajectory of a rollout whose worker died: what its last save holds, with `status` as its exit status."
     f = unit.traj_dir / f"{unit.id}.traj"
-    try: t = from_mlgym(json.loads(f.read_text()), unit.id)
-    except (OSError, json.JSONDecodeError): t = Trajectory(id=unit.id, task_id=unit.task.id, provenance={"seed": unit.seed})
+    try: t = read_trajectory(f, unit.id)
+    except (SynthsciError, OSError): t = Trajectory(id=unit.id, task_id=unit.task.id, provenance={"seed": unit.seed})
     t.parent_id, t.task_id, t.exit_status = unit.task.id, unit.task.id, status
     save_trajectory(t, unit.traj_dir, unit.task)
     return t
 
 def run_in_process(unit: RolloutUnit) -> Trajectory:
     "Run `unit` in a fresh child process; a crash or a hang ends its trajectory with a status that says so."
-    p = _context().Process(target=_child, args=(unit,), daemon=True)
+    fresh_dir(unit.traj_dir)    # a half-made trajectory of a killed run is never read back as this one's
+    p = _context().Process(target=_child, args=(unit, os.getpid()), daemon=True)
     p.start(); p.join(unit.options.wall_time_s + 600)
     if p.is_alive(): p.kill(); p.join(); return ended_early(unit, "worker_timeout")
     t = _finished(unit)
@@ -150,8 +170,8 @@ def run_in_process(unit: RolloutUnit) -> Trajectory:
 
 def _finished(unit: RolloutUnit) -> Optional[Trajectory]:
     "The saved trajectory of `unit` if the agent loop ended it (it has an exit status), else None."
-    try: t = from_mlgym(json.loads((unit.traj_dir / f"{unit.id}.traj").read_text()), unit.id)
-    except (OSError, json.JSONDecodeError): return None
+    try: t = read_trajectory(unit.traj_dir / f"{unit.id}.traj", unit.id)
+    except (SynthsciError, OSError): return None
     t.parent_id = unit.task.id
     return t if t.exit_status else None
 
@@ -207,8 +227,8 @@ def rollout_units(tasks: list[Task], opts: RolloutOptions, folder, base_seed: in
 # %% ../nbs/20_rollouts.ipynb
 def charge(ledger: Ledger, stage: str, stats: dict):
     "Add a trajectory's model_stats to the run's ledger."
-    ledger.charge(stats.get("tokens_sent", 0), stats.get("tokens_received", 0), stats.get("total_cost", 0.0), stage=stage)
-    with ledger._lock: ledger.stages[stage]["calls"] += max(0, stats.get("api_calls", 1) - 1)
+    ledger.charge(stats.get("tokens_sent", 0), stats.get("tokens_received", 0), stats.get("total_cost", 0.0), stage=stage,
+                  calls=max(1, stats.get("api_calls", 1)), cached_calls=stats.get("cached_calls", 0), saved_usd=stats.get("saved_usd", 0.0))
 
 def run_rollouts(cfg: RunConfig, progress: bool = True) -> Path:
     "The rollouts stage: N trajectories per validated task, written to `06_rollouts/`."

@@ -56,22 +56,79 @@ def _run_notebook(path: Path, body: str):
     nbformat.write(nb, path)
 
 
-def test_pipeline_runs_stage_notebooks_through_papermill(tmp_path):
+def test_pipeline_runs_stage_notebooks_through_papermill(tmp_path, capsys, monkeypatch):
+    "Hand-written run notebooks: parameters injected, the kernel is this Python in the user's folder, the terminal shows signs of life."
     nbs = tmp_path / "runs"; nbs.mkdir()
     _run_notebook(nbs / "10_topics.ipynb", (
-        "from synthsci.core import *\ncfg = load_config(config, overrides)\nrun, ledger = open_run(cfg)\n"
-        "run_stage(run, '01_topics', [(f'u{i}', i) for i in range(3)], lambda i: [Topic(id=f't{i}', area='a', name=f'seed {cfg.seed}')], progress=False)"))
+        "import os, sys\nfrom synthsci.core import *\ncfg = load_config(config, overrides)\nrun, ledger = open_run(cfg)\n"
+        "print('kernel', sys.executable, os.getcwd())\nimport warnings; warnings.warn('a warning the user should see')\n"
+        "run_stage(run, '01_topics', [(f'u{i}', i) for i in range(3)], lambda i: [Topic(id=f't{i}', area='a', name=f'seed {cfg.seed}')])"))
     _run_notebook(nbs / "12_proposals.ipynb", "raise ValueError('the teacher said nothing useful')")
-    (tmp_path / "c.yaml").write_text(f"run_id: nbrun\nruns_dir: {tmp_path / 'runs_out'}\npipeline: [topics]\n")
-    run_dir = run_pipeline(tmp_path / "c.yaml", ["seed=7"], nbs_dir=nbs, progress=False)
+    (tmp_path / "c.yaml").write_text("run_id: nbrun\nruns_dir: runs_out\npipeline: [topics]\n")   # relative: to the current folder
+    monkeypatch.chdir(tmp_path)
+    run_dir = run_pipeline("c.yaml", ["seed=7"], nbs_dir=nbs)
+    assert run_dir.resolve() == (tmp_path / "runs_out" / "nbrun").resolve()
     executed = nbformat.read(run_dir / "notebooks" / "10_topics.ipynb", 4)
     assert any("overrides = [\"seed=7\"]" in c.source for c in executed.cells)           # papermill injected the parameters
     assert json.loads((run_dir / "01_topics" / "u2.jsonl").read_text())["name"] == "seed 7"
     m = json.loads((run_dir / "manifest.json").read_text())
     assert m["stages"]["01_topics"]["units_done"] == 3 and m["config"]["seed"] == 7
-    with pytest.raises(SynthsciError, match=r"stage proposals failed: ValueError: the teacher said nothing useful"):
-        run_pipeline(tmp_path / "c.yaml", ["pipeline=[topics, proposals]"], nbs_dir=nbs, progress=False)
+    out = capsys.readouterr().out
+    assert f"  topics | kernel {sys.executable} {tmp_path}" in out                           # this Python, in the user's folder
+    assert "a warning the user should see" in out and "[synthsci] topics: complete, " in out and "; 3/3 units, 0 errors;" in out
+    assert "without encryption" not in out and "%|" not in out                              # no kernel noise, no progress bars
+    assert (run_dir / "notebooks" / "10_topics.log").exists()                                # the kernel's own messages
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["config_file"] == "c.yaml" and s["overrides"] == ["seed=7"] and s["invocations"] == 1
+    assert s["stages"]["topics"]["units_done"] == 3 and s["machine"]["cpu_count"] and s["wall_s"]["pipeline"] > 0
+    with pytest.raises(SynthsciError, match=r"stage proposals failed: ValueError: the teacher said nothing useful") as e:
+        run_pipeline("c.yaml", ["seed=7", "pipeline=[topics, proposals]"], nbs_dir=nbs, progress=False)
+    assert "run again to resume" in str(e.value)
     assert (run_dir / "notebooks" / "12_proposals.ipynb").exists()                        # the failed notebook is kept
+    invs = [json.loads(l) for l in (run_dir / "notebooks" / "invocations.jsonl").read_text().splitlines()]
+    assert [i["status"] for i in invs] == ["complete", "failed: SynthsciError"]
+
+
+def test_a_bad_config_is_found_before_the_run_folder_is_made(tmp_path):
+    "Every planned stage's options are checked first: a typo in the last stage costs nothing and says nothing of resuming."
+    (tmp_path / "c.yaml").write_text(f"run_id: bad\nruns_dir: {tmp_path / 'runs'}\npipeline: [topics, proposals, figures]\n")
+    for over, msg in [("stages.proposals.repairz=1", "unknown config field 'stages.proposals.repairz'"),
+                      ("stages.figures={dpi: 300}", "the figures stage takes no options"),
+                      ("stages.topicz={n_topics: 1}", "'stages.topicz' names no stage")]:
+        with pytest.raises(SynthsciError, match=msg) as e: run_pipeline(tmp_path / "c.yaml", [over], progress=False)
+        assert "run again" not in str(e.value)
+        assert not (tmp_path / "runs").exists()
+    r = cli("run", str(tmp_path / "c.yaml"), "stages.proposals.repairz=1")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "repairz" in r.stderr, r.stderr
+
+
+def test_papermill_runs_a_shipped_run_notebook_with_string_overrides(tmp_path):
+    "The README's papermill example: overrides as papermill's -p passes them (a YAML list in a string, or one key=value)."
+    nb = ROOT / "synthsci" / "runs" / "10_topics.ipynb"
+    pm = [str(Path(sys.executable).parent / "papermill"), str(nb)]
+    for i, over in enumerate([f'["seed=1", "runs_dir={tmp_path}", "run_id=a", "stages.topics.n_topics=2"]', f"runs_dir={tmp_path}"]):
+        r = subprocess.run(pm + [str(tmp_path / f"out{i}.ipynb"), "-p", "config", "configs/quickstart.yaml", "-p", "overrides", over],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert m["config"]["seed"] == 1 and m["stages"]["01_topics"]["topics"] == 2
+    assert json.loads((tmp_path / "quickstart" / "manifest.json").read_text())["stages"]["01_topics"]["status"] == "complete"
+
+
+def test_summary_of_a_run_folder(tmp_path):
+    "`synthsci summary` remakes summary.json from a run folder alone (hand-written fixture: a manifest and an aup table)."
+    from synthsci.core import Run, atomic_write
+    r = Run("s", tmp_path)
+    r.update_stage("01_topics", units_done=2, units_total=3, topics=2, rejected=1, status="complete", calls=3, wall_s=1.0,
+                   errors={"u3": "ValueError: x"})
+    atomic_write(r.path / "11_aup" / "aup.csv", "method,best_aup,last_aup\nbaseline,1.000,1.000\n")
+    out = cli("summary", str(r.path), "--out", str(tmp_path / "s.json"))
+    assert out.returncode == 0 and out.stdout.strip() == str(tmp_path / "s.json"), out.stderr
+    s = json.loads((tmp_path / "s.json").read_text())
+    t = s["stages"]["topics"]
+    assert (t["units_done"], t["units_total"], t["kept"], t["rejected"], t["errors"], t["calls"]) == (2, 3, 2, 1, 1, 3)
+    assert s["aup"] == [{"method": "baseline", "best_aup": 1.0, "last_aup": 1.0}] and not (r.path / "summary.json").exists()
+    assert cli("summary", str(tmp_path)).returncode == 2
 
 
 def test_status_reads_a_run(tmp_path):

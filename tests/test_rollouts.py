@@ -1,17 +1,25 @@
 """The rollouts stage: resume after SIGKILL, tasks from the validate stage, crashing workers and garbage policies,
 the expert end to end, and Ray (when installed)."""
-import json, os, signal, subprocess, sys, time
+import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 from synthsci.core import Run, Task, Trajectory, ValidationReport, load_config, write_jsonl, SynthsciError
 from synthsci.rollouts import run_rollouts
 
-FIX = Path(__file__).parent / "fixtures" / "tasks"
+FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
+
+
+def two_tasks(tmp_path) -> Path:
+    "A folder with two of the fixture tasks (hand-written fixtures: wine, classification; diabetes, regression)."
+    d = tmp_path / "tasks"
+    if not d.exists():
+        for t in ("wine", "diabetes"): shutil.copytree(FIXTURES / t, d / t)
+    return d
 ROOT = Path(__file__).parent.parent
 
 
 def overrides(tmp_path, *over):
-    return [f"runs_dir={tmp_path}", "run_id=r", f"stages.rollouts.tasks_dir={FIX}", "stages.rollouts.policy=simulated",
+    return [f"runs_dir={tmp_path}", "run_id=r", f"stages.rollouts.tasks_dir={two_tasks(tmp_path)}", "stages.rollouts.policy=simulated",
             "stages.rollouts.simulated={delay_s: 0.02, steps: 2}", *over]
 
 def cfg_for(tmp_path, *over): return load_config(overrides=overrides(tmp_path, *over))
@@ -41,7 +49,7 @@ def test_resume_after_sigkill_keeps_finished_and_duplicates_none(tmp_path):
 
 def test_reads_validated_tasks_from_the_run(tmp_path):
     from synthsci.aci import load_task
-    wine, diab = load_task(FIX / "wine"), load_task(FIX / "diabetes")
+    wine, diab = load_task(FIXTURES / "wine"), load_task(FIXTURES / "diabetes")
     cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=r", "stages.rollouts.policy=simulated",
                                  "stages.rollouts.simulated={delay_s: 0.01, steps: 1}", "stages.rollouts.n_per_task=1"])
     with pytest.raises(SynthsciError, match="no validated tasks"): run_rollouts(cfg, progress=False)
@@ -63,7 +71,7 @@ def test_crashing_workers_and_garbage_policies_end_their_trajectory_and_the_run_
     trajs = Run("r", tmp_path).read("06_rollouts", Trajectory)
     assert len(trajs) == 4 and {t.exit_status for t in trajs} == {"worker_crashed (exit code 3)"}
     assert all(len(t.steps) == 1 for t in trajs)
-    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=g", f"stages.rollouts.tasks_dir={FIX}", "stages.rollouts.policy=llm",
+    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=g", f"stages.rollouts.tasks_dir={two_tasks(tmp_path)}", "stages.rollouts.policy=llm",
                                  "teacher.spec=scripted", "teacher.cache='off'", "stages.rollouts.n_per_task=1"])
     run_rollouts(cfg, progress=False)   # the scripted teacher has no script: every call fails
     trajs = Run("g", tmp_path).read("06_rollouts", Trajectory)
@@ -72,7 +80,7 @@ def test_crashing_workers_and_garbage_policies_end_their_trajectory_and_the_run_
 
 
 def test_expert_rollouts_end_to_end(tmp_path):
-    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=e", f"stages.rollouts.tasks_dir={FIX}", "stages.rollouts.n_per_task=1",
+    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=e", f"stages.rollouts.tasks_dir={two_tasks(tmp_path)}", "stages.rollouts.n_per_task=1",
                                  "stages.rollouts.expert={attempts: [1, 1], p_slow: 0, run_timeout_s: 60}", "seed=7"])
     folder = run_rollouts(cfg, progress=False)
     trajs = Run("e", tmp_path).read("06_rollouts", Trajectory)

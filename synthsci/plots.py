@@ -4,7 +4,7 @@
 
 # %% ../nbs/50_plots.ipynb 2
 from __future__ import annotations
-import argparse, csv, io, json, math, statistics, sys
+import argparse, csv, io, json, math, re, statistics, sys
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
@@ -14,10 +14,10 @@ from .core import (EvalResult, Record, RunConfig, Trajectory, Task, SynthsciErro
 from .aup import Profiles, aup_report, eval_directions, read_scores, score_tables, usable_tables, MLGYM_MINIMIZE
 
 # %% auto 0
-__all__ = ['STYLE', 'AI_NOTE', 'FUNNEL', 'new_figure', 'save_figure', 'plot_profiles', 'plot_aup_bars', 'read_rows',
-           'plot_paper_results', 'plot_paper_pipeline', 'funnel_counts', 'plot_funnel', 'plot_task_scores',
-           'plot_trajectory_lengths', 'plot_score_over_steps', 'plot_stage_costs', 'default_data_dir',
-           'draw_reference_figures', 'draw_run_figures', 'FigureSet', 'run_figures', 'figures_main']
+__all__ = ['STYLE', 'AI_NOTE', 'FUNNEL', 'EXIT_REASONS', 'new_figure', 'save_figure', 'plot_profiles', 'plot_aup_bars',
+           'read_rows', 'plot_paper_results', 'plot_paper_pipeline', 'funnel_counts', 'plot_funnel', 'no_score_reason',
+           'plot_task_scores', 'plot_trajectory_lengths', 'task_label', 'plot_score_over_steps', 'plot_stage_costs',
+           'default_data_dir', 'draw_reference_figures', 'draw_run_figures', 'FigureSet', 'run_figures', 'figures_main']
 
 # %% ../nbs/50_plots.ipynb
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
@@ -181,86 +181,157 @@ def plot_funnel(counts: Mapping[str, int], title: str = "Pipeline funnel"):
 # %% ../nbs/50_plots.ipynb
 def _direction(task: str, minimize) -> str: return " (lower is better)" if task in minimize else ""
 
+EXIT_REASONS = (("exit_format", "format errors"), ("exit_api", "LLM API errors"), ("exit_environment_error", "sandbox error"),
+                ("exit_context", "context full"), ("exit_cost", "cost limit hit"), ("exit_time", "time limit hit"),
+                ("max_steps", "step limit hit"), ("submission_rejected", "submission rejected"))
+
+def _run_reason(status: str) -> str:
+    "Why one run with this exit status left no score."
+    if status.startswith(("submitted", "autosubmission")): return "no valid score"    # it submitted, but no value of the metric
+    for key, why in EXIT_REASONS:
+        if key in status: return why
+    return status.split(" (")[0] or "no score"
+
+def no_score_reason(r: Optional[EvalResult], kind: str = "best_attempt") -> str:
+    "Why a method has no `kind` score on a task, from its record (None: no record): not run, or how its runs ended."
+    if r is None: return "not run"
+    if kind == "best_submission" and r.best_attempt is not None: return "no scored submission"
+    if not r.runs: return "no baseline score" if r.method == "baseline" else "not run"
+    why, n = Counter(map(_run_reason, r.exit_statuses or [""])), len(r.exit_statuses) or r.runs
+    return ", ".join(f"{w} ({c}/{n} runs)" if n > 1 else w for w, c in why.most_common())
+
 def plot_task_scores(results: Iterable[EvalResult], kind: str = "best_attempt", minimize: Iterable[str] = (),
-                     methods: Optional[list[str]] = None, title: Optional[str] = None):
-    "Each method's score on each task (`kind`: 'best_attempt' or 'best_submission'), one panel per task."
+                     methods: Optional[list[str]] = None, title: Optional[str] = None, metrics: Mapping[str, str] = {}):
+    "Each method's score on each task (`kind`: 'best_attempt' or 'best_submission'), one panel per task; no score says why."
+    from matplotlib.transforms import blended_transform_factory
     results, minimize = list(results), set(minimize)
     if not results: raise SynthsciError("no evaluation results to plot: run the evaluate stage first")
     methods = methods or list(dict.fromkeys(r.method for r in results))
     tasks = list(dict.fromkeys(r.task_id for r in results))
-    score = {(r.task_id, r.method): getattr(r, kind) for r in results}
+    rec = {(r.task_id, r.method): r for r in results}
     ncols = min(4, len(tasks)); nrows = math.ceil(len(tasks) / ncols)
     fig, axes = new_figure(nrows, ncols, size=(2.3 * ncols + 0.4, 2.0 * nrows + 0.7))
     for ax, task in zip(axes.flat, tasks):
-        vals = [score.get((task, m)) for m in methods]
+        vals = [getattr(rec[(task, m)], kind) if (task, m) in rec else None for m in methods]
         ax.bar(range(len(methods)), [v if v is not None else 0 for v in vals], color=[f"C{i}" for i in range(len(methods))], alpha=0.85)
-        for i, v in enumerate(vals):
-            ax.text(i, v if v is not None else 0, "n/a" if v is None else f"{v:.3g}", ha="center", va="bottom", fontsize=7)
+        below = blended_transform_factory(ax.transData, ax.transAxes)       # x: the method's slot, y: from the panel's floor
+        for i, (m, v) in enumerate(zip(methods, vals)):
+            if v is not None: ax.text(i, v, f"{v:.3g}", ha="center", va="bottom", fontsize=7)
+            else: ax.text(i, 0.03, f"n/a: {no_score_reason(rec.get((task, m)), kind)}", transform=below, rotation=90,
+                          ha="center", va="bottom", fontsize=6.5, color="0.3")
         ax.set_xticks(range(len(methods)), methods, fontsize=7, rotation=15)
         ax.set_title(task + _direction(task, minimize), fontsize=8)
+        if task in metrics: ax.set_ylabel(metrics[task], fontsize=7)
         ax.margins(y=0.18)
     for ax in list(axes.flat)[len(tasks):]: ax.set_visible(False)
     fig.suptitle(title or f"Per-task scores ({kind.replace('_', ' ')})")
     return fig
 
 # %% ../nbs/50_plots.ipynb
+def _status(t: Trajectory) -> str: return (t.exit_status or "unknown").split(" (")[0]
+
+def _status_colors(trajs: list[Trajectory]) -> dict[str, str]:
+    "Colour per exit status (the four most common, then 'other'), the same in every figure of one set of trajectories."
+    top = [s for s, _ in Counter(map(_status, trajs)).most_common(4)]
+    return {**{s: f"C{i}" for i, s in enumerate(top)}, "other": "C4"}
+
 def plot_trajectory_lengths(trajectories: Iterable[Trajectory], title: str = "Trajectory lengths"):
     "Histogram of steps per trajectory, stacked by exit status (the four most common, then 'other')."
     trajs = list(trajectories)
     if not trajs: raise SynthsciError("no trajectories to plot: run the rollouts stage first")
-    status = lambda t: (t.exit_status or "unknown").split(" (")[0]
-    top = [s for s, _ in Counter(map(status, trajs)).most_common(4)]
-    groups = {s: [len(t.steps) for t in trajs if status(t) == s] for s in top}
-    rest = [len(t.steps) for t in trajs if status(t) not in top]
+    col = _status_colors(trajs)
+    groups = {s: [len(t.steps) for t in trajs if _status(t) == s] for s in col if s != "other"}
+    rest = [len(t.steps) for t in trajs if _status(t) not in groups]
     if rest: groups["other"] = rest
     longest = max(len(t.steps) for t in trajs)
     fig, axes = new_figure(size=(5.6, 3.2)); ax = axes[0, 0]
-    ax.hist(list(groups.values()), bins=range(0, longest + 2), stacked=True, label=[f"{s} ({len(v)})" for s, v in groups.items()], alpha=0.85)
+    ax.hist(list(groups.values()), bins=range(0, longest + 2), stacked=True, label=[f"{s} ({len(v)})" for s, v in groups.items()],
+            color=[col[s] for s in groups], alpha=0.85)
     ax.set(xlabel="steps", ylabel="trajectories", title=f"{title} (median {statistics.median(len(t.steps) for t in trajs):g} steps, n = {len(trajs)})")
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.legend(frameon=False, title="exit status")
     return fig
 
-def _priority(score: Optional[dict]) -> Optional[float]:
+# %% ../nbs/50_plots.ipynb
+def task_label(task: Task, width: int = 40) -> str:
+    "A task's readable name for a figure: its title cut at a word within `width` characters, over 'dataset: target'."
+    m = re.search(r"predict `([^`]+)`", task.description or "")
+    data = task.dataset_id.split(";")[0].rstrip("/").split("/")[-1] or task.id
+    what = f"{data}: {m.group(1)}" if m else data
+    name = task.name if len(task.name) <= width else task.name[:width].rsplit(" ", 1)[0].rstrip(" ,;:-") + "…"
+    return f"{name}\n{what}" if name and name != what else what
+
+# %% ../nbs/50_plots.ipynb
+def _priority(score: Optional[dict]) -> Optional[tuple[str, float]]:
     if not score: return None
-    v = next(iter(score.values()))
-    return float(v) if isinstance(v, (int, float)) else None
+    k, v = next(iter(score.items()))
+    return (str(k), float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+def _runs(n: int) -> str: return f"{n} run{'' if n == 1 else 's'}"
 
 def plot_score_over_steps(trajectories: Iterable[Trajectory], minimize: Iterable[str] = (), max_tasks: int = 8,
-                          title: str = "Score over steps"):
+                          title: str = "Score over steps", tasks: Iterable[Task] = ()):
     "One panel per task (the first `max_tasks`): each trajectory's priority-metric scores at the steps that scored."
-    trajs, minimize = list(trajectories), set(minimize)
-    by_task = {}
+    from matplotlib.lines import Line2D
+    trajs, minimize, info = list(trajectories), set(minimize), {t.id: t for t in tasks}
+    minimize |= {t.id for t in info.values() if t.direction == "min"}
+    col = _status_colors(trajs)
+    by_task, metric = {}, {}
     for t in trajs:
-        pts = [(i + 1, _priority(s.score)) for i, s in enumerate(t.steps)]
-        pts = [(x, y) for x, y in pts if y is not None]
-        if pts: by_task.setdefault(t.task_id, []).append(pts)
+        pts = [(i + 1, p, s.action.split()[0] == "submit" if s.action.split() else False)
+               for i, s in enumerate(t.steps) if (p := _priority(s.score))]
+        if pts:
+            by_task.setdefault(t.task_id, []).append((t, pts)); metric.setdefault(t.task_id, pts[0][1][0])
     if not by_task: raise SynthsciError("no trajectory has a scored step (validate or submit) to plot")
-    tasks = list(by_task)[:max_tasks]
-    ncols = min(4, len(tasks)); nrows = math.ceil(len(tasks) / ncols)
-    fig, axes = new_figure(nrows, ncols, size=(2.5 * ncols + 0.4, 2.1 * nrows + 0.7))
-    for ax, task in zip(axes.flat, tasks):
-        for j, pts in enumerate(by_task[task]):
-            ax.plot(*zip(*pts), marker="o", ms=2.5, lw=0.9, color=f"C{j % 10}")
-        ax.set_title(f"{task}{_direction(task, minimize)} (n = {len(by_task[task])})", fontsize=8)
+    shown = list(by_task)[:max_tasks]
+    ncols = min(4, len(shown)); nrows = math.ceil(len(shown) / ncols)
+    fig, axes = new_figure(nrows, ncols, size=(2.6 * ncols + 0.4, 2.3 * nrows + 1.0))
+    used = Counter()
+    for ax, task in zip(axes.flat, shown):
+        for t, pts in by_task[task]:
+            c = col.get(_status(t), col["other"]); used[_status(t) if _status(t) in col else "other"] += 1
+            ax.plot([x for x, _, _ in pts], [p[1] for _, p, _ in pts], marker="o", ms=2.5, lw=0.9, color=c, alpha=0.8)
+            sub = [(x, p[1]) for x, p, s in pts if s]
+            if sub: ax.scatter(*zip(*sub), marker="*", s=40, color=c, zorder=3)
+        name = task_label(info[task]) if task in info else task
+        ax.set_title(f"{name} ({_runs(len(by_task[task]))})", fontsize=7.5)
         ax.set_xlabel("step", fontsize=7)
-    for ax in list(axes.flat)[len(tasks):]: ax.set_visible(False)
+        ax.set_ylabel(f"{metric[task]} ({'lower' if task in minimize else 'higher'} is better)", fontsize=7)
+    for ax in list(axes.flat)[len(shown):]: ax.set_visible(False)
+    handles = [Line2D([], [], color=col[s], marker="o", ms=3, lw=0.9, label=f"{s} ({_runs(n)})") for s, n in used.items()]
+    handles.append(Line2D([], [], color="0.3", marker="*", ms=7, lw=0, label="submitted score"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False, title="one line per trajectory, by exit status")
     fig.suptitle(title + (f" (first {max_tasks} of {len(by_task)} tasks)" if len(by_task) > max_tasks else ""))
     return fig
 
 # %% ../nbs/50_plots.ipynb
+def _short(n: float) -> str: return f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}k" if n >= 1e3 else f"{n:g}"
+
 def plot_stage_costs(manifest: dict):
-    "Wall time and LLM cost per stage, from a run's manifest."
+    "Wall time and LLM cost per stage, from a run's manifest; a run that cost $0 shows LLM tokens and calls instead of cost."
     stages = manifest.get("stages", {})
     if not stages: raise SynthsciError("the run manifest records no stage yet")
     names = list(stages)
-    fig, axes = new_figure(1, 2, size=(7.2, 0.35 * len(names) + 1.4), sharey=True)
-    for ax, key, label in zip(axes[0], ("wall_s", "cost_usd"), ("wall time (s)", "LLM cost (USD)")):
-        vals = [float(stages[s].get(key, 0) or 0) for s in names]
-        bars = ax.barh(range(len(names)), vals, color="C0" if key == "wall_s" else "C1", alpha=0.85)
-        ax.bar_label(bars, labels=[f"{v:.3g}" for v in vals], fontsize=7, padding=2)
-        ax.set(xlabel=label, xlim=(0, max(vals + [1e-9]) * 1.3))
+    get = lambda key: [float(stages[s].get(key, 0) or 0) for s in names]
+    wall, cost, calls = get("wall_s"), get("cost_usd"), get("calls")
+    tokens = [a + b for a, b in zip(get("input_tokens"), get("output_tokens"))]
+    panels = [("wall time (s)", wall, [f"{v:,.0f}" if v >= 1000 else f"{v:.3g}" for v in wall], "C0")]
+    if any(cost): panels.append(("LLM cost (USD)", cost, [f"{v:.3g}" for v in cost], "C1"))
+    elif any(tokens) or any(calls):
+        panels.append(("LLM tokens (input + output)", tokens,
+                       [f"{_short(t)} tok, {c:g} calls" if c else "" for t, c in zip(tokens, calls)], "C2"))
+    fig, axes = new_figure(1, len(panels), size=(3.6 * len(panels), 0.35 * len(names) + 1.6), sharey=True)
+    for ax, (label, vals, text, color) in zip(axes[0], panels):
+        bars = ax.barh(range(len(names)), vals, color=color, alpha=0.85)
+        ax.bar_label(bars, labels=text, fontsize=7, padding=2)
+        ax.set(xlabel=label, xlim=(0, max(vals) * 1.45 or 1))
+    if len(panels) > 1 and not any(cost): axes[0, 1].xaxis.set_major_formatter(lambda x, _: _short(x))
     axes[0, 0].set_yticks(range(len(names)), names); axes[0, 0].invert_yaxis()
+    if not any(cost):
+        cfg = manifest.get("config", {})
+        who = ", ".join(f"{r} '{cfg[r]['spec']}'" for r in ("teacher", "student") if isinstance(cfg.get(r), dict) and cfg[r].get("spec"))
+        fig.supxlabel(f"no paid LLM calls: every stage cost $0{f' ({who})' if who else ''}, so "
+                      + ("tokens are shown instead of cost" if len(panels) > 1 else "no cost is drawn"), fontsize=8, color="0.3")
     fig.suptitle(f"Run {manifest.get('run_id', '?')}: time and cost per stage")
     return fig
 
@@ -284,37 +355,46 @@ def draw_reference_figures(out="figures", data_dir=None) -> list[Path]:
     paths += save_figure(plot_paper_pipeline(read_rows(data / "paper" / "pipeline.csv")), out, "paper_pipeline")
     return paths
 
-def draw_run_figures(run_dir, out=None) -> list[Path]:
-    "The figures of one run folder, into `out` (default: the run's figures stage folder)."
+def draw_run_figures(run_dir, out=None, dpi: int = 130) -> list[Path]:
+    "The figures of one run folder, into `out` (default: the run's figures stage folder), PNGs at `dpi`."
     run_dir = Path(run_dir)
     if not (run_dir / "manifest.json").exists(): raise SynthsciError(f"{run_dir} is not a run folder (no manifest.json)")
     out, paths = Path(out) if out else run_dir / stage_dir_name("figures"), []
+    save = lambda fig, name: save_figure(fig, out, name, dpi=dpi)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     def records(stage, cls):
         d = run_dir / stage_dir_name(stage)
         return [r for p in sorted(d.glob("*.jsonl")) if not p.name.startswith(".") for r in read_jsonl(cls, p)] if d.exists() else []
     tasks = records("taskgen", Task)
+    ev = run_dir / stage_dir_name("evaluate")
     minimize = {t.id for t in tasks if t.direction == "min"} | {t.name for t in tasks if t.direction == "min"} | set(MLGYM_MINIMIZE)
-    minimize |= {t for t, d in eval_directions(run_dir / stage_dir_name("evaluate")).items() if d == "min"}   # as the evaluate stage recorded
+    minimize |= {t for t, d in eval_directions(ev).items() if d == "min"}   # as the evaluate stage recorded
+    metrics = json.loads((ev / "tasks.json").read_text()).get("metrics", {}) if (ev / "tasks.json").exists() else {}
     rid = manifest.get("run_id", run_dir.name)
-    if manifest.get("stages"): paths += save_figure(plot_stage_costs(manifest), out, "stage_costs")
+    if manifest.get("stages"): paths += save(plot_stage_costs(manifest), "stage_costs")
     counts = funnel_counts(run_dir)
-    if counts: paths += save_figure(plot_funnel(counts, f"Run {rid}: pipeline funnel"), out, "funnel")
+    if counts: paths += save(plot_funnel(counts, f"Run {rid}: pipeline funnel"), "funnel")
     trajs = records("rollouts", Trajectory)
     if trajs:
-        paths += save_figure(plot_trajectory_lengths(trajs, f"Run {rid}: trajectory lengths"), out, "trajectory_lengths")
-        try: paths += save_figure(plot_score_over_steps(trajs, minimize, title=f"Run {rid}: score over steps"), out, "score_over_steps")
+        paths += save(plot_trajectory_lengths(trajs, f"Run {rid}: trajectory lengths"), "trajectory_lengths")
+        try: paths += save(plot_score_over_steps(trajs, minimize, title=f"Run {rid}: score over steps", tasks=tasks), "score_over_steps")
         except SynthsciError as e: print(f"score over steps skipped: {e}", file=sys.stderr)
     results = records("evaluate", EvalResult)
     if results:
         for kind in ("best_attempt", "best_submission"):
-            paths += save_figure(plot_task_scores(results, kind, minimize), out, f"task_scores_{kind}")
+            paths += save(plot_task_scores(results, kind, minimize, metrics=metrics), f"task_scores_{kind}")
         best, last = score_tables(results)
         try:
             rep = aup_report(best, last, [t for t in best if t in minimize])
-            paths += save_figure(plot_profiles({"Best Attempt": rep["best"], "Best Submission": rep["last"]},
-                                               f"Run {rid}: performance profiles ({len(rep['methods'])} methods)"), out, "profiles")
+            paths += save(plot_profiles({"Best Attempt": rep["best"], "Best Submission": rep["last"]},
+                                        f"Run {rid}: performance profiles ({len(rep['methods'])} methods)"), "profiles")
         except SynthsciError as e: print(f"profiles skipped: {e}", file=sys.stderr)
+        try:   # AUP over the tasks it can use, in the directions the evaluate stage recorded
+            best, last, _ = usable_tables(results)
+            rep = aup_report(best, last, [t for t, d in eval_directions(ev).items() if d == "min" and t in best])
+            who = f"Run {rid}: {len(rep['methods'])} methods on {len(rep['tasks'])} tasks ({', '.join(rep['methods'])})"
+            paths += save(plot_aup_bars({"Best Attempt": rep["best"], "Best Submission": rep["last"]}, who), "aup")
+        except SynthsciError as e: print(f"AUP bars skipped: {e}", file=sys.stderr)
     return paths
 
 # %% ../nbs/50_plots.ipynb
@@ -327,18 +407,7 @@ def run_figures(cfg: RunConfig, progress: bool = True) -> Path:
     "The figures stage: the run's figures (PNG and PDF) into `12_figures/`."
     run, ledger = open_run(cfg)
     folder = run.stage_dir(stage_dir_name("figures"))
-    def draw(_):
-        paths = draw_run_figures(run.path, folder)
-        results = run.read(stage_dir_name("evaluate"), EvalResult)
-        if results:
-            ev = run.path / stage_dir_name("evaluate")
-            try:
-                best, last, _ = usable_tables(results)
-                rep = aup_report(best, last, [t for t, d in eval_directions(ev).items() if d == "min" and t in best])
-                who = f"Run {run.run_id}: {len(rep['methods'])} methods on {len(rep['tasks'])} tasks ({', '.join(rep['methods'])})"
-                paths += save_figure(plot_aup_bars({"Best Attempt": rep["best"], "Best Submission": rep["last"]}, who), folder, "aup")
-            except SynthsciError as e: print(f"[figures] AUP bars skipped: {e}", file=sys.stderr)
-        return [FigureSet(id="figures", paths=[str(p) for p in paths])]
+    def draw(_): return [FigureSet(id="figures", paths=[str(p) for p in draw_run_figures(run.path, folder)])]
     for old in folder.glob("*.jsonl"): old.unlink()    # figures are redrawn from the current records
     run_stage(run, folder.name, [("figures", None)], draw, ledger=ledger, progress=progress, raise_errors=True)
     return folder

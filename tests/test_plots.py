@@ -6,9 +6,9 @@ import pytest
 from synthsci import plots
 from synthsci.aup import aup
 from synthsci.core import (EvalResult, Run, Step, Task, Topic, Trajectory, ValidationReport, SynthsciError, load_config, write_jsonl)
-from synthsci.plots import (FigureSet, draw_reference_figures, draw_run_figures, figures_main, funnel_counts, plot_funnel,
-                            plot_paper_results, plot_score_over_steps, plot_stage_costs, plot_task_scores,
-                            plot_trajectory_lengths, read_rows, run_figures)
+from synthsci.plots import (FigureSet, draw_reference_figures, draw_run_figures, figures_main, funnel_counts, no_score_reason,
+                            plot_funnel, plot_paper_results, plot_score_over_steps, plot_stage_costs, plot_task_scores,
+                            plot_trajectory_lengths, read_rows, run_figures, task_label)
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 REFERENCE = ["mlgym_profiles", "mlgym_aup", "paper_results", "paper_pipeline"]
@@ -83,9 +83,25 @@ def test_task_scores_from_eval_results():
            for i, (t, m, a, b) in enumerate([("A", "base", 0.5, 0.4), ("A", "sft", 0.7, None), ("B", "base", 3.0, 2.0), ("B", "sft", 2.0, 2.5)])]
     fig = plot_task_scores(res, "best_submission", minimize=["B"])
     assert [a.get_title() for a in fig.axes] == ["A", "B (lower is better)"]
-    assert [t.get_text() for t in fig.axes[0].texts] == ["0.4", "n/a"]
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0.4", "n/a: no scored submission"]   # sft scored, never submitted
     assert [b.get_height() for b in fig.axes[1].patches] == [2.0, 2.5]
     assert [t.get_text() for t in plot_task_scores(res).axes[0].texts] == ["0.5", "0.7"]
+
+
+def test_missing_scores_say_why_from_the_records():
+    "Hand-written records of the three ways a method ends up without a score (as the quickstart's base student did)."
+    fmt = lambda m, t, n=1: EvalResult(id=f"{m}{t}", task_id=t, method=m, runs=n, exit_statuses=["submission_not_found (exit_format)"] * n)
+    res = [EvalResult(id="b", task_id="A", method="baseline", runs=1, best_attempt=0.9, best_submission=0.9), fmt("base", "A"),
+           EvalResult(id="bB", task_id="B", method="baseline", runs=1, best_attempt=0.5, best_submission=0.5),
+           EvalResult(id="sB", task_id="B", method="sft", runs=2, exit_statuses=["submitted", "autosubmission (max_steps)"],
+                      best_attempt=None, best_submission=None), fmt("base", "B", 2)]
+    fig = plot_task_scores(res, metrics={"A": "accuracy"})
+    assert [t.get_text() for t in fig.axes[0].texts] == ["0.9", "n/a: format errors", "n/a: not run"]   # no sft record on A
+    assert [t.get_text() for t in fig.axes[1].texts] == ["0.5", "n/a: format errors (2/2 runs)", "n/a: no valid score (2/2 runs)"]
+    assert fig.axes[0].get_ylabel() == "accuracy"
+    assert not any(t.get_text() == "n/a" for a in fig.axes for t in a.texts)      # never a bare n/a
+    assert no_score_reason(EvalResult(id="x", task_id="A", method="sft", runs=1, exit_statuses=["exit_environment_error"])) == "sandbox error"
+    assert no_score_reason(EvalResult(id="x", task_id="A", method="sft")) == "not run"
 
 
 def test_trajectory_figures_from_records():
@@ -97,11 +113,29 @@ def test_trajectory_figures_from_records():
     assert "median 4 steps, n = 4" in fig.axes[0].get_title()
     fig = plot_score_over_steps(trajs, minimize=["C"])
     visible = [a for a in fig.axes if a.get_visible()]
-    assert [a.get_title() for a in visible] == ["A (n = 2)", "C (lower is better) (n = 1)"]  # B never scored
+    assert [a.get_title() for a in visible] == ["A (2 runs)", "C (1 run)"]  # B never scored; no task records: the ids
+    assert [a.get_ylabel() for a in visible] == ["acc (higher is better)", "acc (lower is better)"]
     assert [list(l.get_xdata()) for l in visible[0].lines] == [[2, 5], [3]]
     assert [list(l.get_ydata()) for l in visible[0].lines][0] == pytest.approx([0.1, 0.4])
     with pytest.raises(SynthsciError, match="rollouts stage"):
         plot_trajectory_lengths([])
+
+
+def test_score_over_steps_names_tasks_and_has_a_legend():
+    "Hand-written Task records as the taskgen stage writes them: the panels are titled by task, not by hash."
+    tasks = [Task(id="task-0c61140606ba", name="Plant species identification from measurements with self-supervised pretraining",
+                  path=".", dataset_id="sklearn/iris", metric="accuracy", description="The dataset is sklearn/iris; predict `species`."),
+             Task(id="task-8a3714e9c71a", name="Sea surface temperature forecasting", path=".", dataset_id="statsmodels/elnino",
+                  metric="mae", direction="min", description="predict `temperature`.")]
+    trajs = [_traj(0, tasks[0].id, 5, [1, 4]), _traj(1, tasks[0].id, 4, [2], "autosubmission (max_steps)"), _traj(2, tasks[1].id, 3, [1, 2])]
+    fig = plot_score_over_steps(trajs, tasks=tasks)
+    titles = [a.get_title() for a in fig.axes]
+    assert titles == ["Plant species identification from…\niris: species (2 runs)", "Sea surface temperature forecasting\nelnino: temperature (1 run)"]
+    assert not any("task-" in t for t in titles)
+    assert [a.get_ylabel() for a in fig.axes] == ["acc (higher is better)", "acc (lower is better)"]   # direction from the Task record
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["submitted (2 runs)", "autosubmission (1 run)", "submitted score"]
+    assert task_label(Task(id="k", name="iris", path=".", dataset_id="sklearn/iris", metric="acc")) == "iris"
 
 
 def test_stage_costs_from_manifest():
@@ -111,13 +145,30 @@ def test_stage_costs_from_manifest():
     assert "Run r" in fig._suptitle.get_text()
 
 
+def test_stage_costs_of_a_run_that_paid_nothing_draw_no_empty_cost_axis():
+    "A hand-written manifest shaped like the quickstart's: the scripted teacher and the local student cost $0."
+    stages = {"01_topics": {"wall_s": 0.05, "cost_usd": 0.0, "calls": 10, "input_tokens": 825, "output_tokens": 394},
+              "06_rollouts": {"wall_s": 604.2, "cost_usd": 0.0, "calls": 396, "input_tokens": 454825, "output_tokens": 7188},
+              "09_train": {"wall_s": 975.2, "cost_usd": 0.0, "calls": 0, "input_tokens": 0, "output_tokens": 0}}
+    manifest = {"run_id": "qs", "config": {"teacher": {"spec": "scripted"}, "student": {"spec": "local"}}, "stages": stages}
+    for fig in (plot_stage_costs(manifest), plot_stage_costs({"run_id": "qs", "stages": {s: {"wall_s": 1.0} for s in stages}})):
+        for ax in fig.axes:
+            assert ax.get_xscale() == "linear" and ax.get_xlim()[1] >= 1            # no 1e-9 axis
+            assert "cost" not in ax.get_xlabel().lower()                              # no all-zero cost panel
+    fig = plot_stage_costs(manifest)
+    assert [a.get_xlabel() for a in fig.axes] == ["wall time (s)", "LLM tokens (input + output)"]
+    assert [t.get_text() for t in fig.axes[1].texts] == ["1.22k tok, 10 calls", "462k tok, 396 calls", ""]
+    notes = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
+    assert any(n.startswith("no paid LLM calls: every stage cost $0 (teacher 'scripted', student 'local')") for n in notes)
+
+
 def test_run_figures_and_cli(tmp_path, capsys):
     run_dir = _run(tmp_path)
     assert figures_main(["--no-reference", "--run", str(run_dir), "--out", str(tmp_path / "figs")]) == 0
     written = [Path(l) for l in capsys.readouterr().out.splitlines()]
     names = {p.name for p in written if p.parent.name == "demo"}
     expected = ["stage_costs", "funnel", "trajectory_lengths", "score_over_steps", "task_scores_best_attempt",
-                "task_scores_best_submission", "profiles"]
+                "task_scores_best_submission", "profiles", "aup"]
     assert names == {f"{n}.{e}" for n in expected for e in ("png", "pdf")}
     assert len(written) == len(names)                   # --no-reference: the run's figures only
     assert all(p.stat().st_size < 200_000 for p in written)

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN  := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup quickstart test export bench clean-runs
+.PHONY: setup quickstart test export readme bench clean-runs
 
 setup: $(VENV)/.installed
 
@@ -25,6 +25,9 @@ test: setup                  ## every test, offline
 
 export: setup                ## notebooks -> synthsci/
 	$(BIN)/nbdev_export
+
+readme: setup                ## README.md from nbs/index.ipynb, executed: its numbers come from data/summaries/
+	$(BIN)/jupyter nbconvert --to markdown --execute --no-input --output-dir . --output README nbs/index.ipynb
 
 bench: setup                 ## every benchmark, quick mode: all of them run, the failed ones are named at the end
 	@failed=""; for b in bench/*.py; do case $$b in bench/_*) continue;; esac; \

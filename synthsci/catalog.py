@@ -4,18 +4,18 @@
 
 # %% ../nbs/11_catalog.ipynb 2
 from __future__ import annotations
-import difflib, functools, importlib, re
-from dataclasses import dataclass, field
+import difflib, functools, importlib.util, re
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version as _pkg_version
 from pathlib import Path
 from typing import Callable, Optional
 from .core import SynthsciError
 
 # %% auto 0
-__all__ = ['UCR_CITATION', 'UEA_CITATION', 'VADER_CITATION', 'CATALOG', 'TASK_KINDS', 'EVAL_SUITE_DATASETS', 'package_dir',
-           'split_random', 'split_time', 'load_sklearn', 'load_statsmodels', 'load_sktime_ts', 'load_sktime_csv',
-           'load_networkx', 'load_vader', 'CatalogEntry', 'find_dataset', 'nearest_datasets', 'is_eval_suite_dataset',
-           'training_datasets']
+__all__ = ['UCR_CITATION', 'UEA_CITATION', 'VADER_CITATION', 'KEYWORDS', 'CATALOG', 'TASK_KINDS', 'EVAL_SUITE_DATASETS',
+           'GENERIC_WORDS', 'package_dir', 'split_random', 'split_time', 'load_sklearn', 'load_statsmodels',
+           'load_sktime_ts', 'load_sktime_csv', 'load_networkx', 'load_vader', 'CatalogEntry', 'find_dataset',
+           'nearest_datasets', 'is_eval_suite_dataset', 'training_datasets', 'topic_fit', 'fitting_datasets']
 
 # %% ../nbs/11_catalog.ipynb
 def package_dir(package: str) -> Path:
@@ -172,6 +172,7 @@ class CatalogEntry:
     summary: str = ""
     aliases: tuple[str, ...] = ()
     options: dict = field(default_factory=dict, hash=False)
+    keywords: tuple[str, ...] = ()   # what research topics the dataset can carry (see "Datasets that fit a topic" below)
 
     @property
     def name(self) -> str: return self.id.split("/", 1)[1]
@@ -311,7 +312,31 @@ def _entries():
           "7,500 words, emoticons and slang with their mean human valence rating.", ("vader", "vader lexicon", "sentiment lexicon")),
     ]
 
-CATALOG: dict[str, CatalogEntry] = {e.id: e for e in _entries()}
+KEYWORDS = {  # catalog id -> the subjects it can carry, beyond its title and aliases
+    "sklearn/iris": "plant species flower measurements botany", "sklearn/wine": "wine quality cultivar chemical",
+    "sklearn/breast_cancer": "medical diagnosis tumour clinical", "sklearn/digits": "handwritten digit image images pixel vision",
+    "sklearn/diabetes": "medical clinical diagnosis patients disease health", "sklearn/linnerud": "exercise physical fitness",
+    "statsmodels/anes96": "survey election vote voters socio-economic political", "statsmodels/spector": "education students program effectiveness",
+    "statsmodels/fair": "survey marriage", "statsmodels/randhie": "health care insurance visits count medical",
+    "statsmodels/statecrime": "crime socio-economic poverty", "statsmodels/engel": "household expenditure income socio-economic",
+    "statsmodels/stackloss": "chemical plant industrial", "statsmodels/scotland": "vote taxation socio-economic",
+    "statsmodels/grunfeld": "investment firms economic", "statsmodels/ccard": "credit card expenditure socio-economic",
+    "statsmodels/co2": "atmospheric co2 carbon climate seasonal", "statsmodels/sunspots": "solar activity sunspot",
+    "statsmodels/macrodata": "macroeconomic indicator gdp inflation economy", "statsmodels/elnino": "sea surface temperature ocean climate",
+    "statsmodels/nile": "river flow hydrology", "statsmodels/interest_inflation": "interest rate inflation macroeconomic",
+    "sktime/Airline": "airline passenger demand travel seasonal", "sktime/Lynx": "predator prey population cycles ecology",
+    "sktime/ShampooSales": "retail sales", "sktime/Uschange": "macroeconomic consumption income",
+    "sktime/PBS_dataset": "prescriptions pharmaceutical health", "sktime/seatbelts": "road casualties traffic safety",
+    "sktime/BasicMotions": "human activity recognition wearable sensors accelerometer", "sktime/ArrowHead": "shape arrowhead outline projectile",
+    "sktime/GunPoint": "gesture motion hand trace", "sktime/ItalyPowerDemand": "electricity demand pattern",
+    "sktime/JapaneseVowels": "speaker vowel audio cepstral speech utterance", "sktime/OSULeaf": "leaf shape outline plant species",
+    "sktime/PLAID": "appliance identification electrical load current", "sktime/ACSF1": "appliance electricity power consumption",
+    "sktime/Tecator": "spectroscopy fat content meat spectra", "sktime/Covid3Month": "covid epidemic death rate",
+    "networkx/karate_club": "community social network node club faction", "networkx/les_miserables": "co-occurrence network link characters",
+    "networkx/florentine_families": "social network marriage families link", "networkx/davis_southern_women": "bipartite event attendance social women",
+    "vaderSentiment/lexicon": "sentiment valence lexicon word words emoticon slang affective ratings subword characters",
+}
+CATALOG: dict[str, CatalogEntry] = {e.id: replace(e, keywords=tuple(KEYWORDS.get(e.id, "").split())) for e in _entries()}
 TASK_KINDS = tuple(sorted({e.task_kind for e in CATALOG.values()}))
 EVAL_SUITE_DATASETS = {  # (see "Held out for evaluation" below) catalog id -> metric (higher is better): held out, never used by training tasks
     "sklearn/breast_cancer": "accuracy",
@@ -354,3 +379,22 @@ def is_eval_suite_dataset(name: str) -> bool:
 def training_datasets(task_kinds=None) -> list[CatalogEntry]:
     "The catalog entries training tasks may use (of `task_kinds`, when given)."
     return [e for e in CATALOG.values() if e.id not in EVAL_SUITE_DATASETS and (not task_kinds or e.task_kind in task_kinds)]
+
+# %% ../nbs/11_catalog.ipynb
+GENERIC_WORDS = set("""a an and the of for from in on with to using via by under over at as its their into based small public large tiny
+    forecasting forecast forecasts classification classifier classifiers classifying regression prediction predicting predict predictive
+    recognition identification identifying estimation estimating modelling modeling model models learning learned data dataset datasets
+    series time task tasks feature features analysis detection study studying method methods approach approaches machine""".split())
+
+def _stems(text: str) -> set[str]:
+    "The five-letter stems of the content words of `text`."
+    return {w[:5] for w in re.findall(r"[a-z0-9]+", text.lower().replace("-", " ")) if len(w) > 1 and w not in GENERIC_WORDS}
+
+def topic_fit(topic: str, entry: CatalogEntry) -> int:
+    "How many content words the topic shares with the dataset's title, aliases and keywords (0: it does not fit)."
+    return len(_stems(topic) & _stems(" ".join((entry.title, *entry.aliases, *entry.keywords, entry.name))))
+
+def fitting_datasets(topic: str, task_kinds=None) -> list[CatalogEntry]:
+    "The training datasets (of `task_kinds`, when given) that fit `topic`, best first."
+    scored = [(topic_fit(topic, e), e.id, e) for e in training_datasets(task_kinds)]
+    return [e for s, _, e in sorted(scored, key=lambda x: (-x[0], x[1])) if s > 0]

@@ -8,7 +8,7 @@ import json, re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Union
-from .core import (llm_cache_dir, upstream, DatasetCard, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
+from .core import (check_ranges, llm_cache_dir, upstream, DatasetCard, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
                            stage_options, write_jsonl, read_jsonl)
 from .llm import llm_from_config
 from .catalog import CATALOG, find_dataset, is_eval_suite_dataset, nearest_datasets
@@ -97,6 +97,11 @@ class GroundingOptions:
     viewer_endpoint: str = "https://datasets-server.huggingface.co"
     workers: int = 1
 
+    def __post_init__(self):
+        if not self.sources or set(self.sources) - {"catalog", "hub"}:
+            raise SynthsciError(f"stages.grounding.sources must list 'catalog' and/or 'hub', not {self.sources}")
+        check_ranges(self, "stages.grounding", suggestions=(0, None), sample_rows=(0, None), workers=(1, None))
+
 def _reject(p: Proposal, kind: str, reason: str, suggestions=()) -> Rejection:
     return Rejection(id=make_id("rejection", "grounding", p.id), parent_id=p.id, stage="grounding", kind=kind, reason=reason,
                      dataset_id=p.dataset_id, suggestions=list(suggestions))
@@ -158,8 +163,6 @@ def ground(p: Proposal, llm, opts: GroundingOptions, mode: str = "json", hub=Non
 def run_grounding(cfg: RunConfig) -> Path:
     "Ground every proposal of `02_proposals/` into `03_grounded/`."
     opts = stage_options(GroundingOptions, cfg, "grounding")
-    bad = set(opts.sources) - {"catalog", "hub"}
-    if bad or not opts.sources: raise SynthsciError(f"stages.grounding.sources must list 'catalog' and/or 'hub', not {opts.sources}")
     run, ledger = open_run(cfg)
     proposals = run.read(stage_dir_name("proposals"), Proposal)
     upstream(run, "proposals", proposals, "proposals")

@@ -8,16 +8,16 @@ import json, random, re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Optional
-from .core import (llm_cache_dir, upstream, Record, Rejection, write_rejections, read_rejections, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
+from .core import (check_ranges, llm_cache_dir, upstream, Record, Rejection, write_rejections, read_rejections, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
                            stage_options, stable_hash, write_jsonl, read_jsonl)
-from .llm import Completion, llm_from_config, default_spec
+from .llm import Completion, llm_from_config, default_spec, stage_workers
 from .topics import ML, get_domain, first_json
-from .catalog import CATALOG, find_dataset, training_datasets
+from .catalog import CATALOG, find_dataset, fitting_datasets, topic_fit, training_datasets
 
 # %% auto 0
 __all__ = ['PROPOSAL_SCHEMA', 'PROPOSE_TOOL', 'HOW', 'PROMPTS', 'METRICS', 'CONTAMINATED_PICKS', 'schema_errors',
            'structured_mode', 'read_answer', 'ask_structured', 'catalog_lines', 'proposal_messages',
-           'scripted_proposals', 'ProposalsOptions', 'make_proposal', 'propose', 'run_proposals']
+           'scripted_proposals', 'ProposalsOptions', 'make_proposal', 'fits_some_dataset', 'propose', 'run_proposals']
 
 # %% ../nbs/12_proposals.ipynb
 PROPOSAL_SCHEMA = {
@@ -115,10 +115,12 @@ CONTAMINATED_PICKS = {"image-classification": "uoft-cs/cifar10", "text-regressio
 def _words(s: str) -> set[str]: return {w[:5] for w in re.findall(r"[a-z0-9]+", s.lower()) if len(w) > 2}
 
 def _pick_dataset(topic: str, area: str, rng: random.Random):
+    "A dataset that fits the topic, drawn among the best fitting (so that topics alike spread over datasets); none fits: the closest by description."
     kinds = ML.areas[area].task_kinds if area in ML.areas else ()
-    pool = training_datasets(kinds)
+    if fit := fitting_datasets(topic, kinds):
+        return rng.choice([e for e in fit if topic_fit(topic, e) == topic_fit(topic, fit[0])])
     score = lambda e: len(_words(topic) & _words(" ".join((e.title, e.summary, *e.aliases)))) + rng.random()
-    return max(pool, key=score)
+    return max(training_datasets(kinds), key=score)
 
 def _answer(d: dict, params: dict, text: str = "Here is the task."):
     "The answer in the format asked for: a tool call when tools were offered, JSON in the text otherwise."
@@ -131,15 +133,16 @@ def scripted_proposals(seed: int = 0) -> Callable:
         first = next(m["content"] for m in messages if m["role"] == "user")
         topic, area = re.search(r"Topic: (.*)", first).group(1), re.search(r"Area: (.*)", first).group(1)
         rng = random.Random(stable_hash([seed, topic]))
-        e = _pick_dataset(topic, area, rng)
+        about = f"{topic}. {(re.search(r'Description: (.*)', first) or [None, ''])[1]}"   # what the topic is about, for the fit
+        e = _pick_dataset(about, area, rng)
         metric, direction, baseline = METRICS[e.task_kind]
         d = dict(dataset_id=e.id, target=e.target, metric=metric, direction=direction, task_kind=e.task_kind, baseline_idea=baseline,
                  resources=dict(gpu=False, cpu_minutes=rng.choice([2, 5, 10, 15]), memory_gb=2))
         last = messages[-1]["content"] or ""
-        if "Nearest real datasets" in last:          # grounding showed the real ones: take the first that fits
+        if "Nearest real datasets" in last:          # grounding showed the real ones: take the one of the area's kinds that fits the topic best
             ids = [i for i in re.findall(r"^- ([^\s:]+)", last, re.M) if i in CATALOG]
             kinds = ML.areas[area].task_kinds if area in ML.areas else ()
-            e = CATALOG[next((i for i in ids if CATALOG[i].task_kind in kinds), ids[0])]
+            e = CATALOG[max(ids, key=lambda i: (CATALOG[i].task_kind in kinds, topic_fit(about, CATALOG[i]), -ids.index(i)))]
             metric, direction, baseline = METRICS[e.task_kind]
             return _answer({**d, "dataset_id": e.id, "target": e.target, "metric": metric, "direction": direction, "task_kind": e.task_kind,
                             "baseline_idea": baseline}, params, "Thanks, I will use a dataset that exists.")
@@ -149,6 +152,7 @@ def scripted_proposals(seed: int = 0) -> Callable:
         if u < 0.40: return _answer({**d, "dataset_id": rng.choice([e.id[:-1], f"uci/{e.name}-v2", f"{e.name}_extended"])}, params)
         if u < 0.50 and e.task_kind in CONTAMINATED_PICKS: return _answer({**d, "dataset_id": CONTAMINATED_PICKS[e.task_kind]}, params)
         return _answer(d, params)
+    respond.cache_identity = dict(name="scripted_proposals", seed=seed)   # the LLM cache keys its answers by these settings too
     return respond
 
 # %% ../nbs/12_proposals.ipynb
@@ -160,7 +164,13 @@ class ProposalsOptions:
     repairs: int = 1              # repair retries on a malformed answer
     workers: int = 4              # topics proposed in parallel
     domain: str = "ml"
+    fit_check: Literal["auto", "on", "off"] = "auto"   # reject a topic no catalog dataset fits before asking; auto: for the scripted teacher
     prompts: dict = field(default_factory=dict)   # overrides of PROMPTS
+
+    def __post_init__(self):
+        check_ranges(self, "stages.proposals", repairs=(0, None), workers=(1, None))
+        for name, allowed in (("structured", ("auto", "tools", "json")), ("fit_check", ("auto", "on", "off"))):
+            if getattr(self, name) not in allowed: raise SynthsciError(f"stages.proposals.{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
 
 def make_proposal(topic: Topic, d: dict, parent_id: Optional[str] = None, id: Optional[str] = None) -> Proposal:
     "A `Proposal` record from a validated answer."
@@ -168,10 +178,19 @@ def make_proposal(topic: Topic, d: dict, parent_id: Optional[str] = None, id: Op
                     dataset_config=d.get("dataset_config"), target=d["target"], metric=d["metric"], direction=d["direction"],
                     task_kind=d["task_kind"], baseline_idea=d["baseline_idea"], resources=d["resources"])
 
+def fits_some_dataset(topic: Topic, domain=ML) -> bool:
+    "Does some training dataset of the topic's area fit it?"
+    area = domain.areas.get(topic.area)
+    return bool(fitting_datasets(f"{topic.name}. {topic.description}", area.task_kinds if area else None))
+
 def propose(topic: Topic, llm, opts: ProposalsOptions = ProposalsOptions(), mode: str = "json", **params):
-    "The teacher's `Proposal` for `topic`, or a `Rejection` when it answered malformed twice."
-    prompts = {**PROMPTS, **opts.prompts}
-    msgs = proposal_messages(topic, mode, opts.show_catalog, prompts, get_domain(opts.domain))
+    "The teacher's `Proposal` for `topic`, or a `Rejection`: no dataset fits it (see `fit_check`), or the teacher answered malformed twice."
+    prompts, domain = {**PROMPTS, **opts.prompts}, get_domain(opts.domain)
+    check = opts.fit_check == "on" or (opts.fit_check == "auto" and getattr(llm, "spec", "") == "scripted" and opts.show_catalog)
+    if check and not fits_some_dataset(topic, domain):
+        return Rejection(id=make_id("rejection", "proposals", topic.id), parent_id=topic.id, stage="proposals", kind="no_fitting_dataset",
+                         reason=f"no catalog dataset of the area {topic.area!r} fits the topic {topic.name!r}: it would be forced onto data that cannot carry it"[:300])
+    msgs = proposal_messages(topic, mode, opts.show_catalog, prompts, domain)
     d, errors, raw = ask_structured(msgs, llm, mode, repairs=opts.repairs, repair_prompt=prompts["repair"], **params)
     if d is None:
         return Rejection(id=make_id("rejection", "proposals", topic.id), parent_id=topic.id, stage="proposals", kind="malformed",
@@ -192,6 +211,6 @@ def run_proposals(cfg: RunConfig) -> Path:
         if isinstance(out, Rejection):
             write_rejections(run, stage, topic.id, [out]); return []
         return [out]
-    run_stage(run, stage, [(t.id, t) for t in topics], one, ledger=ledger, workers=opts.workers)
+    run_stage(run, stage, [(t.id, t) for t in topics], one, ledger=ledger, workers=stage_workers(llm, opts.workers))
     run.update_stage(stage, proposals=len(run.read(stage, Proposal)), rejected=len(read_rejections(run, stage)))
     return run.path / stage

@@ -8,18 +8,19 @@ import json, os, re, shutil, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
-from .core import (llm_cache_dir, upstream, DatasetCard, Proposal, RunConfig, SynthsciError, Task, atomic_write, make_id, open_run, run_stage,
+from .core import (check_ranges, llm_cache_dir, upstream, DatasetCard, Proposal, RunConfig, SynthsciError, Task, atomic_write, make_id, open_run, run_stage,
                            stage_dir_name, stage_options)
-from .llm import llm_from_config
+from .llm import llm_from_config, stage_workers
 from .catalog import CATALOG, find_dataset
 from .proposals import Rejection, write_rejections, read_rejections
 from .grounding import grounded_proposals
 from .templates import QUICK_BUGS, parse_files, scripted_taskgen, task_files
 
 # %% auto 0
-__all__ = ['CLASS_METRICS', 'PROMPTS', 'REQUIRED_FILES', 'flatten', 'constant_prediction', 'TaskData', 'split_task_data',
-           'write_task_data', 'task_spec', 'task_messages', 'code_files', 'ask_code', 'task_yaml_dict', 'write_code',
-           'dataset_yaml_dict', 'TaskgenOptions', 'load_card_data', 'generate_task', 'taskgen_teacher', 'run_taskgen']
+__all__ = ['CLASS_METRICS', 'PROMPTS', 'REQUIRED_FILES', 'REFERENCE', 'REFERENCE_DIR', 'flatten', 'constant_prediction',
+           'TaskData', 'split_task_data', 'write_task_data', 'task_spec', 'task_messages', 'code_files', 'ask_code',
+           'task_yaml_dict', 'teacher_file', 'write_code', 'dataset_yaml_dict', 'TaskgenOptions', 'load_card_data',
+           'generate_task', 'taskgen_teacher', 'task_key', 'duplicates', 'run_taskgen']
 
 # %% ../nbs/14_taskgen.ipynb
 def _ident(s: str) -> str: return re.sub(r"\W+", "_", str(s)).strip("_") or "x"
@@ -79,9 +80,15 @@ class TaskData:
     sample: object
     target: str
 
+def _held_out_size(n_min: int, validation_fraction: float) -> int:
+    "The held-out rows that give validation and test at least `n_min` rows each."
+    import math
+    return max(math.ceil(n_min / validation_fraction) if validation_fraction > 0 else 0,
+               math.ceil(n_min / (1 - validation_fraction)) if validation_fraction < 1 else 0, 2 * n_min)
+
 def split_task_data(dd, target: str, kind: str, metric: str, seed: int = 0, validation_fraction: float = 0.5,
-                    max_train_rows: int = 5000, max_test_rows: int = 2000) -> TaskData:
-    "The task's tables from a `DatasetDict` (train, and test if it has one), see above."
+                    max_train_rows: int = 5000, max_test_rows: int = 2000, min_eval_rows: int = 0) -> TaskData:
+    "The task's tables from a `DatasetDict` (train, and test if it has one), see above; held-out rows topped up from train to `min_eval_rows` per split where train keeps as many."
     import numpy as np, pandas as pd
     rng = np.random.default_rng(seed)
     train = flatten(dd["train"])
@@ -94,6 +101,12 @@ def split_task_data(dd, target: str, kind: str, metric: str, seed: int = 0, vali
         cut = int(len(train) * 0.8)
         order = np.arange(len(train)) if forecast else rng.permutation(len(train))
         train, test = train.iloc[order[:cut]], train.iloc[order[cut:]]
+    need = _held_out_size(min_eval_rows, validation_fraction) - len(test.dropna(subset=[t]))
+    if need > 0 and len(train.dropna(subset=[t])) - need >= len(test.dropna(subset=[t])) + need:   # re-split: the held-out part too small for a stable metric
+        train, test = train.dropna(subset=[t]), test.dropna(subset=[t])
+        moved = np.arange(len(train) - need, len(train)) if forecast else np.sort(rng.permutation(len(train))[:need])   # the latest rows, or random ones
+        test = pd.concat([train.iloc[moved], test]) if forecast else pd.concat([test, train.iloc[moved]])
+        train = train.drop(index=train.index[moved])
     if forecast:
         train = train.reset_index(drop=True).assign(t=lambda d: np.arange(len(d)))
         test = test.reset_index(drop=True).assign(t=lambda d: len(train) + np.arange(len(d)))
@@ -158,6 +171,7 @@ The data is already in the task folder (you do not write it):
 Write these files:
 - description.md: the task for the agent: the research question, the data, what to predict, and the metric {metric} ({better} is better). The data layout and the submission format are appended to it for you.
 - baseline.py: a simple baseline ({baseline_idea}) that reads data/train.csv and data/test.csv from the current folder and writes submission.csv with the columns id,{target}, one row per row of data/test.csv. It must finish within {timeout} seconds on one CPU core without network or GPU, using only numpy, pandas and scikit-learn, and must never read the hidden labels.
+- reference.py: a stronger solution than the baseline (tuned or larger models, better features) under the same contract and limits as baseline.py. It is kept from the agent; validation checks that it scores measurably better than the baseline, and the baseline measurably better than a constant prediction.
 - evaluate.py: run as `python evaluate.py --submission_file <path>`; reads the labels from os.path.join(os.environ["SYNTHSCI_HIDDEN"], os.environ["SYNTHSCI_SPLIT"] + ".csv") (the split is "validation" or "test"; columns id,{target}), scores the submission with {metric}, and prints one line of JSON: {{"{metric}": <value>}}. It must be deterministic. Before scoring it checks the submission against data/test.csv (read from the working directory): exactly the columns id,{target}, each id of data/test.csv exactly once and no other, every prediction present and finite; a bad submission exits non-zero with one line `submission rejected: <reason>: <why>` and prints no score; it never prints a NaN or infinite metric.
 
 Answer with every file as a fenced code block after a line `File: <name>`.{attempt}""",
@@ -186,7 +200,8 @@ def task_messages(spec: dict, layout: str, prompts: dict = PROMPTS, attempt: Opt
     return [{"role": "system", "content": prompts["system"]}, {"role": "user", "content": user}]
 
 # %% ../nbs/14_taskgen.ipynb
-REQUIRED_FILES = ("baseline.py", "evaluate.py")
+REQUIRED_FILES = ("baseline.py", "evaluate.py", "reference.py")
+REFERENCE, REFERENCE_DIR = "reference.py", "reference"   # the reference solution lives in the task's secret folder `reference/`, never in the agent's workspace
 _NAME = re.compile(r"^[A-Za-z0-9_\-]+\.(py|md)$")
 
 def code_files(text: str) -> tuple[dict, list[str]]:
@@ -212,19 +227,25 @@ def task_yaml_dict(spec: dict, files: dict, layout: str, prompts: dict = PROMPTS
     agent_layout = "\n".join(l for l in layout.splitlines() if "hidden/" not in l)
     desc = (files.get("description.md") or task_files(spec)["description.md"]).strip() + prompts["data"].format(
         layout_agent=agent_layout, target=spec["target"], metric=spec["metric"], better=better)
-    starter = [n for n in files if n.endswith(".py")] + ["sample_submission.csv", "data"]
+    starter = [n for n in files if n.endswith(".py") and n != REFERENCE] + ["sample_submission.csv", "data"]
     return dict(id=spec["task_id"], name=spec["title"], description=desc, dataset_configs=["dataset.yaml"], task_entrypoint="CSVSubmissionTasks",
                 training_timeout=int(spec["training_timeout"]), use_generic_conda=True, starter_code=starter, baseline_paths=["baseline.py"],
                 baseline_scores=[], evaluation_paths=["evaluate.py"], evaluation_read_only=True, sample_submission="sample_submission.csv",
-                secret_files=["hidden"], metric=spec["metric"], direction=spec["direction"], dataset_id=spec["dataset_id"], task_kind=spec["kind"])
+                secret_files=["hidden", REFERENCE_DIR], reference_paths=[f"{REFERENCE_DIR}/{REFERENCE}"], metric=spec["metric"], direction=spec["direction"], dataset_id=spec["dataset_id"], task_kind=spec["kind"])
+
+def teacher_file(folder, name: str) -> Path:
+    "Where the teacher's file `name` lives in a task folder: the reference solution in the secret `reference/`, the others at the top."
+    return Path(folder) / REFERENCE_DIR / name if name == REFERENCE else Path(folder) / name
 
 def write_code(folder, spec: dict, files: dict, layout: str, prompts: dict = PROMPTS):
     "Write (or replace) the teacher's files and the task YAML in a task folder whose data is there."
     import yaml
     folder = Path(folder)
     for old in json.loads((folder / "taskgen.json").read_text()).get("files", []) if (folder / "taskgen.json").exists() else []:
-        if old not in files: (folder / old).unlink(missing_ok=True)
-    for n, c in files.items(): atomic_write(folder / n, c)
+        if old not in files: teacher_file(folder, old).unlink(missing_ok=True)
+    for n, c in files.items():
+        teacher_file(folder, n).parent.mkdir(exist_ok=True)
+        atomic_write(teacher_file(folder, n), c)
     atomic_write(folder / "task.yaml", yaml.safe_dump(task_yaml_dict(spec, files, layout, prompts), sort_keys=False, width=120, allow_unicode=True))
     atomic_write(folder / "taskgen.json", json.dumps(dict(spec=spec, layout=layout, files=sorted(files)), indent=1))
 
@@ -251,7 +272,15 @@ class TaskgenOptions:
     workers: int = 2
     p_bug: float = 0.3                # the scripted teacher: chance that a draft has a bug (exercises the self-debugging loop)
     bugs: list[str] = field(default_factory=lambda: list(QUICK_BUGS))
+    min_eval_rows: int = 30           # validation and test rows each, re-split from train where it allows; fewer: rejected (too_few_rows)
+    dedupe: bool = True               # one task per dataset, target and metric in a run (the others: duplicate_task)
     prompts: dict = field(default_factory=dict)   # overrides of PROMPTS
+
+    def __post_init__(self):
+        from synthsci.templates import BUGS
+        check_ranges(self, "stages.taskgen", validation_fraction=(0.01, 0.99), max_train_rows=(1, None), max_test_rows=(2, None), min_timeout=(1, None),
+                     max_timeout=(self.min_timeout, None), repairs=(0, None), workers=(1, None), p_bug=(0, 1), min_eval_rows=(0, None))
+        if unknown := set(self.bugs) - set(BUGS): raise SynthsciError(f"stages.taskgen.bugs names unknown bug(s) {sorted(unknown)}: known are {', '.join(sorted(BUGS))}")
 
 def load_card_data(card: DatasetCard):
     "The `DatasetDict` a grounded card names: from the catalog, or from the Hub at the recorded revision."
@@ -276,10 +305,13 @@ def generate_task(p: Proposal, card: DatasetCard, llm, folder, opts: TaskgenOpti
     spec = task_spec(task_id, p, card, timeout)
     if card.source == "catalog" and find_dataset(card.dataset_id) is None:
         return _rejection(task_id, p, "unknown_dataset", f"no dataset {card.dataset_id!r} in the local catalog")
-    try: td = split_task_data(load_card_data(card), p.target, spec["kind"], p.metric, seed, opts.validation_fraction, opts.max_train_rows, opts.max_test_rows)
+    try: td = split_task_data(load_card_data(card), p.target, spec["kind"], p.metric, seed, opts.validation_fraction, opts.max_train_rows,
+                              opts.max_test_rows, opts.min_eval_rows)
     except SynthsciError as e: return _rejection(task_id, p, "data_unavailable" if card.source == "hub" else "bad_data", str(e))
-    if len(td.train) < 5 or len(td.validation_labels) < 2 or len(td.test_labels) < 2:
-        return _rejection(task_id, p, "too_small", f"{card.dataset_id!r} has too few rows with a {p.target!r} for train, validation and test")
+    least = max(opts.min_eval_rows, 2)
+    if len(td.train) < 5 or len(td.validation_labels) < least or len(td.test_labels) < least:
+        return _rejection(task_id, p, "too_few_rows", f"{card.dataset_id!r} has {len(td.train)} train, {len(td.validation_labels)} validation and "
+                          f"{len(td.test_labels)} test rows with a {p.target!r}: a metric on fewer than {least} rows is noise (stages.taskgen.min_eval_rows)")
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{task_id}."))
     try:
@@ -302,19 +334,37 @@ def taskgen_teacher(cfg: RunConfig, opts: TaskgenOptions, ledger=None):
     "The teacher that writes task code: the configured LLM, or the scripted teacher with the stage's bug settings."
     return llm_from_config(cfg.teacher, "teacher", ledger, llm_cache_dir(cfg), scripted=scripted_taskgen(cfg.seed, opts.p_bug, tuple(opts.bugs)))
 
+def task_key(p: Proposal, card: DatasetCard) -> tuple[str, str, str]:
+    "What makes two tasks the same task: their dataset, target and metric."
+    return card.dataset_id, _ident(p.target), p.metric.strip().lower()
+
+def duplicates(pairs: list) -> dict[str, str]:
+    "Task id -> the id of the task kept in its place, for every (proposal, card) pair whose dataset, target and metric an earlier one has (by task id)."
+    kept, out = {}, {}
+    for p, card in sorted(pairs, key=lambda pc: make_id("task", pc[0].id)):
+        tid = make_id("task", p.id)
+        if (k := task_key(p, card)) in kept: out[tid] = kept[k]
+        else: kept[k] = tid
+    return out
+
 def run_taskgen(cfg: RunConfig) -> Path:
-    "Write a task folder for every grounded proposal of `03_grounded/` into `04_tasks/tasks/`, a `Task` record per unit."
+    "Write a task folder for every grounded proposal of `03_grounded/` into `04_tasks/tasks/`, a `Task` record per unit (one per dataset, target and metric)."
     opts = stage_options(TaskgenOptions, cfg, "taskgen")
     run, ledger = open_run(cfg)
     pairs = grounded_proposals(run)
     upstream(run, "grounding", pairs, "grounded proposals")
     stage = stage_dir_name("taskgen")
     llm, folder = taskgen_teacher(cfg, opts, ledger), run.stage_dir(stage) / "tasks"
+    dup = duplicates(pairs) if opts.dedupe else {}
     def one(pc):
         p, card = pc
+        if (tid := make_id("task", p.id)) in dup:   # the same dataset, target and metric as a task already in the run: merged into that one
+            write_rejections(run, stage, tid, [_rejection(tid, p, "duplicate_task", f"{card.dataset_id!r} with target {p.target!r} and metric {p.metric!r} "
+                                                          f"is already the task {dup[tid]} (kept); topic {p.topic!r} adds nothing new")])
+            return []
         out = generate_task(p, card, llm, folder, opts, cfg.seed, **cfg.teacher.params)
         if isinstance(out, Rejection): write_rejections(run, stage, make_id("task", p.id), [out]); return []
         return [out]
-    run_stage(run, stage, [(make_id("task", p.id), (p, c)) for p, c in pairs], one, ledger=ledger, workers=opts.workers)
+    run_stage(run, stage, [(make_id("task", p.id), (p, c)) for p, c in pairs], one, ledger=ledger, workers=stage_workers(llm, opts.workers))
     run.update_stage(stage, coded=len(run.read(stage, Task)), rejected=len(read_rejections(run, stage)))
     return run.path / stage

@@ -9,8 +9,9 @@ from typing import Callable, Optional
 from .core import stable_hash
 
 # %% auto 0
-__all__ = ['METRIC_CODE', 'EVALUATE', 'REJECTIONS', 'BASELINES', 'BUGS', 'DESCRIPTION', 'QUICK_BUGS', 'evaluate_code',
-           'baseline_code', 'files_answer', 'parse_files', 'task_files', 'spec_from_prompt', 'scripted_taskgen']
+__all__ = ['METRIC_CODE', 'EVALUATE', 'REJECTIONS', 'BASELINES', 'SCORING', 'REFERENCES', 'BUGS', 'DESCRIPTION', 'QUICK_BUGS',
+           'evaluate_code', 'baseline_code', 'reference_code', 'files_answer', 'parse_files', 'task_files',
+           'spec_from_prompt', 'scripted_review', 'scripted_taskgen']
 
 # %% ../nbs/13b_templates.ipynb
 METRIC_CODE = {  # metric -> a line computing `score` from the labels `y` and the predictions `p` (numpy arrays)
@@ -231,6 +232,169 @@ def baseline_code(kind: str, target: str) -> str:
     return (_HEAD.format(doc=doc) + body + _WRITE).replace("__TARGET__", target)
 
 # %% ../nbs/13b_templates.ipynb
+SCORING = {  # metric -> the scikit-learn scorer a reference tunes for (higher is better)
+    "accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "macro_f1": "f1_macro", "rmse": "neg_root_mean_squared_error",
+    "mse": "neg_mean_squared_error", "mae": "neg_mean_absolute_error", "mape": "neg_mean_absolute_percentage_error", "r2": "r2", "roc_auc": "roc_auc",
+}
+_SELECT = '''def select(candidates, X, y, classify):
+    "The candidate with the best 3-fold cross-validated __SCORING__ (stratified folds for classes that allow them)."
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+    folds = StratifiedKFold if classify and pd.Series(y).value_counts().min() >= 3 else KFold
+    cv = folds(n_splits=3, shuffle=True, random_state=0)
+    scores = {name: cross_val_score(m, X, y, cv=cv, scoring="__SCORING__").mean() for name, m in candidates.items()}
+    best = max(scores, key=scores.get)
+    print("cross-validated __SCORING__: " + ", ".join(f"{k} {v:.4g}" for k, v in scores.items()) + f"; using {best}")
+    return candidates[best].fit(X, y)
+'''
+_TABULAR_REF = '''from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.linear_model import {linear}
+from sklearn.ensemble import {forest}, {boost}
+from sklearn.svm import {svm}
+features = [c for c in test.columns if c != "id"]
+X = pd.get_dummies(pd.concat([train[features], test[features]]), dtype=float)
+prep = lambda m: make_pipeline(SimpleImputer(), StandardScaler(), m)
+candidates = {{{candidates}}}
+model = select(candidates, X.iloc[:len(train)], train[TARGET], {classify})
+pred = model.predict(X.iloc[len(train):])
+'''
+_CLASSIFIERS = ('"logistic regression C=0.1": prep(LogisticRegression(C=0.1, max_iter=2000)), "logistic regression C=10": prep(LogisticRegression(C=10, max_iter=2000)), '
+                '"random forest": prep(RandomForestClassifier(n_estimators=300, random_state=0)), '
+                '"gradient boosting": prep(HistGradientBoostingClassifier(max_iter=100, random_state=0)), "rbf svm": prep(SVC(C=10))')
+_REGRESSORS = ('"ridge": prep(RidgeCV(alphas=np.logspace(-3, 3, 13))), "random forest": prep(RandomForestRegressor(n_estimators=300, min_samples_leaf=2, random_state=0)), '
+               '"gradient boosting": prep(HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, random_state=0)), "rbf svr": prep(SVR(C=10))')
+_SERIES_REF = '''from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.linear_model import {linear}
+from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
+channels = sorted({{c.split("_")[0] for c in test.columns if c.startswith("c") and "_t" in c}})
+def features(df, k=32):
+    "Per channel: summary statistics, the series resampled to `k` points, and its first differences."
+    out = {{}}
+    for ch in channels:
+        v = df[[c for c in df.columns if c.startswith(ch + "_t")]].to_numpy(float)
+        n = (~np.isnan(v)).sum(1)
+        grid = np.linspace(0, 1, k)
+        r = np.array([np.interp(grid, np.linspace(0, 1, m), row[:m]) if m > 1 else np.full(k, row[0] if m else 0.0) for row, m in zip(v, n)])
+        d = np.diff(r, axis=1)
+        out.update({{f"{{ch}}_mean": np.nanmean(v, 1), f"{{ch}}_std": np.nanstd(v, 1), f"{{ch}}_min": np.nanmin(v, 1), f"{{ch}}_max": np.nanmax(v, 1),
+                    f"{{ch}}_len": n, f"{{ch}}_dstd": d.std(1), **{{f"{{ch}}_r{{i}}": r[:, i] for i in range(k)}}, **{{f"{{ch}}_d{{i}}": d[:, i] for i in range(k - 1)}}}})
+    return pd.DataFrame(out).fillna(0.0)
+X, Xt = features(train), features(test)
+candidates = {{{candidates}}}
+model = select(candidates, X, train[TARGET], {classify})
+pred = model.predict(Xt)
+'''
+_SERIES_CLASSIFIERS = ('"extra trees": ExtraTreesClassifier(n_estimators=500, random_state=0), "random forest": RandomForestClassifier(n_estimators=500, random_state=0), '
+                       '"logistic regression": make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000))')
+_SERIES_REGRESSORS = ('"extra trees": ExtraTreesRegressor(n_estimators=500, random_state=0), "random forest": RandomForestRegressor(n_estimators=500, random_state=0), '
+                      '"ridge": make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-4, 3, 15)))')
+_FORECAST_REF = '''period = 1
+if "date" in train.columns:
+    days = pd.to_datetime(train["date"]).diff().dt.days.median()
+    period = 52 if 5 <= days <= 9 else 12 if 27 <= days <= 32 else 4 if 85 <= days <= 95 else 1
+history = train.sort_values("t")
+t, y = history["t"].to_numpy(), history[TARGET].to_numpy(float)
+
+def forecast(t, y, steps, method):
+    "Forecasts at time steps `steps` from the history (t, y): the baseline's simple methods, a trend with seasons, and an autoregression."
+    steps = np.asarray(steps)
+    if method == "naive": return np.full(len(steps), y[-1])
+    if method == "drift": return y[-1] + (steps - t[-1]) * (y[-1] - y[0]) / max(t[-1] - t[0], 1)
+    if method == "window_mean": return np.full(len(steps), y[-max(period, 10):].mean())
+    if method in ("seasonal_naive", "seasonal_mean"):
+        k = 1 if method == "seasonal_naive" else 3
+        season = {{s: y[t % period == s][-k:].mean() for s in set(t % period)}}
+        return np.array([season.get(s % period, y[-1]) for s in steps])
+    if method == "trend_season":   # least squares on a line and one dummy per season, over the recent history
+        w = min(len(y), max(6 * period, 40))
+        design = lambda s: np.column_stack([np.ones(len(s)), s - t[-w]] + [(s % period == k).astype(float) for k in range(1, period)])
+        coef = np.linalg.lstsq(design(t[-w:]), y[-w:], rcond=None)[0]
+        return design(steps) @ coef
+    from sklearn.linear_model import Ridge   # "ar": ridge on the last p values, forecast step by step
+    p = max(2, min(period + 1 if period > 1 else 8, len(y) // 3))
+    lags = np.column_stack([y[i:len(y) - p + i] for i in range(p)])
+    model = Ridge(alpha=1.0).fit(lags, y[p:])
+    path = list(y)
+    for _ in range(int(steps.max() - t[-1])): path.append(float(model.predict(np.array(path[-p:])[None])[0]))
+    return np.array([path[len(y) - 1 + int(s - t[-1])] for s in steps])
+
+methods = ["naive", "drift", "window_mean", "trend_season", "ar"] + (["seasonal_naive", "seasonal_mean"] if period > 1 and len(y) >= 3 * period else [])
+h = max(1, min(len(test), len(y) // 3))
+err = {{m: __ERROR__ for m in methods}}
+best = min(err, key=err.get)
+print(f"backtest error per method: {{err}}; using {{best}}")
+pred = forecast(t, y, test["t"].to_numpy(), best)
+'''
+_NODES_REF = '''# a logistic regression on each node's neighbourhood: the share of its labelled neighbours in each class, and its degree
+from sklearn.linear_model import LogisticRegression
+nodes = pd.concat([train, test])
+neighbours = {{str(n): str(s).split() for n, s in zip(nodes["node"], nodes["neighbors"].fillna(""))}}
+label = dict(zip(train["node"].astype(str), train[TARGET]))
+classes = sorted(set(label.values()), key=str)
+def features(n):
+    votes = [label[m] for m in neighbours.get(n, []) if m in label and m != n]
+    return [sum(v == c for v in votes) / max(len(votes), 1) for c in classes] + [len(votes), len(neighbours.get(n, []))]
+model = LogisticRegression(C=1.0, max_iter=2000).fit([features(str(n)) for n in train["node"]], train[TARGET])
+pred = model.predict([features(str(n)) for n in test["node"]])
+'''
+_LINKS_REF = '''# a logistic regression on five link-prediction scores of each pair in the known graph (its own edge left out)
+from collections import defaultdict
+from sklearn.linear_model import LogisticRegression
+adj = defaultdict(set)
+for a, b in train.loc[train[TARGET] == 1, ["source", "target"]].astype(str).itertuples(index=False):
+    adj[a].add(b); adj[b].add(a)
+def features(a, b):
+    na, nb = adj[a] - {{b}}, adj[b] - {{a}}
+    common = na & nb
+    return [len(common), sum(1 / np.log(len(adj[z])) for z in common if len(adj[z]) > 1), sum(1 / len(adj[z]) for z in common),
+            len(common) / max(len(na | nb), 1), np.log1p(len(na) * len(nb)), sum(len((adj[x] - {{a}}) & nb) for x in na)]   # the last: paths of length 3
+pairs = lambda df: df[["source", "target"]].astype(str).itertuples(index=False)
+model = LogisticRegression(C=1.0, max_iter=2000).fit(np.log1p([features(a, b) for a, b in pairs(train)]), train[TARGET])
+pred = model.predict_proba(np.log1p([features(a, b) for a, b in pairs(test)]))[:, 1]
+'''
+_TEXT_REF = '''from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline, make_union
+text = next(c for c in test.columns if c != "id" and not pd.api.types.is_numeric_dtype(test[c]))
+vectors = lambda: make_union(TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 5), min_df=2, sublinear_tf=True),
+                             TfidfVectorizer(analyzer="char", ngram_range=(1, 3), lowercase=False, sublinear_tf=True))
+candidates = {{f"ridge alpha={{a}}": make_pipeline(vectors(), Ridge(alpha=a)) for a in (0.3, 1.0, 3.0)}}
+model = select(candidates, train[text].astype(str), train[TARGET], False)
+pred = model.predict(test[text].astype(str))
+'''
+REFERENCES = {  # task kind -> (what the reference does, its code): stronger than the baseline, hidden from the agent
+    "tabular-classification": ("the best of tuned logistic regressions, a random forest, gradient boosting and an RBF SVM by cross-validation",
+        _SELECT + _TABULAR_REF.format(linear="LogisticRegression", forest="RandomForestClassifier", boost="HistGradientBoostingClassifier", svm="SVC",
+                                      candidates=_CLASSIFIERS, classify=True)),
+    "tabular-regression": ("the best of cross-validated ridge, a random forest, gradient boosting and an RBF SVR by cross-validation",
+        _SELECT + _TABULAR_REF.format(linear="RidgeCV", forest="RandomForestRegressor", boost="HistGradientBoostingRegressor", svm="SVR",
+                                      candidates=_REGRESSORS, classify=False)),
+    "image-classification": ("the best of tuned logistic regressions, a random forest, gradient boosting and an RBF SVM on the pixels by cross-validation",
+        _SELECT + _TABULAR_REF.format(linear="LogisticRegression", forest="RandomForestClassifier", boost="HistGradientBoostingClassifier", svm="SVC",
+                                      candidates=_CLASSIFIERS, classify=True)),
+    "time-series-classification": ("the best of extra trees, a random forest and a logistic regression on summaries, resampled series and their differences, by cross-validation",
+        _SELECT + _SERIES_REF.format(linear="LogisticRegression", candidates=_SERIES_CLASSIFIERS, classify=True)),
+    "time-series-regression": ("the best of extra trees, a random forest and ridge on summaries, resampled series and their differences, by cross-validation",
+        _SELECT + _SERIES_REF.format(linear="RidgeCV", candidates=_SERIES_REGRESSORS, classify=False)),
+    "time-series-forecasting": ("the best of seven forecasts (the baseline's five, a trend with seasons, an autoregression) on a backtest", _FORECAST_REF.format()),
+    "node-classification": ("a logistic regression on the label shares of each node's neighbours", _NODES_REF.format()),
+    "link-prediction": ("a logistic regression on common neighbours, Adamic-Adar, resource allocation, Jaccard, preferential attachment and paths of length 3", _LINKS_REF.format()),
+    "text-regression": ("ridge on word-boundary and raw character n-gram TF-IDF features, its strength chosen by cross-validation", _SELECT + _TEXT_REF.format()),
+}
+_ERRORS = {"mae": "np.abs(forecast(t[:-h], y[:-h], t[-h:], m) - y[-h:]).mean()", "mape": "np.abs((forecast(t[:-h], y[:-h], t[-h:], m) - y[-h:]) / np.where(y[-h:] == 0, 1, y[-h:])).mean()"}
+
+def reference_code(kind: str, target: str, metric: str = "") -> str:
+    "The reference solution of a task of `kind` predicting `target`, tuned for `metric`: a stronger solution than the baseline, kept from the agent."
+    if kind not in REFERENCES: raise KeyError(f"no reference template for the task kind {kind!r}: known are {', '.join(REFERENCES)}")
+    doc, body = REFERENCES[kind]
+    scoring = SCORING.get(metric) or ("accuracy" if kind.endswith("classification") else "neg_root_mean_squared_error")
+    error = _ERRORS.get(metric, "np.sqrt(((forecast(t[:-h], y[:-h], t[-h:], m) - y[-h:]) ** 2).mean())")
+    return ((_HEAD.replace('"""Baseline:', '"""Reference:').format(doc=doc) + body + _WRITE)
+            .replace("__TARGET__", target).replace("__SCORING__", scoring).replace("__ERROR__", error))
+
+# %% ../nbs/13b_templates.ipynb
 def files_answer(files: dict[str, str], text: str = "Here is the task code.") -> str:
     "An answer holding `files` (name -> content) in the teacher's format."
     lang = lambda n: {"py": "python", "md": "markdown", "yaml": "yaml"}.get(n.rsplit(".", 1)[-1], "")
@@ -268,12 +432,13 @@ BUGS: dict[str, Callable[[dict], dict]] = {  # name -> files -> files with that 
         'test = pd.read_csv("data/test.csv")\nfor i in range(10 ** 9): print("debug", i, train.shape)\n')},
     "hang": lambda f: {**f, "baseline.py": _sub(f["baseline.py"], 'test = pd.read_csv("data/test.csv")\n',
         'test = pd.read_csv("data/test.csv")\nimport time; time.sleep(10 ** 6)\n')},
+    "weak_reference": lambda f: {**f, "reference.py": _sub(f["baseline.py"], '"""Baseline:', '"""Reference:')},   # "stronger" = the baseline again
 }
 
 # %% ../nbs/13b_templates.ipynb
 DESCRIPTION = """# {title}
 
-{topic}. The dataset is {dataset_id} ({kind}); predict `{target}`. {idea}
+Research question: {topic}: how much better than a simple baseline can a model predict `{target}` of {dataset_id} ({kind})? {idea}
 
 Start from the baseline ({doc}), then try to beat it: better features, better models, tuning on the validation
 split. The score is {metric} ({better} is better).
@@ -285,7 +450,8 @@ def task_files(spec: dict) -> dict[str, str]:
     desc = DESCRIPTION.format(title=spec.get("title") or spec.get("topic") or kind, topic=spec.get("topic", kind), dataset_id=spec.get("dataset_id", "?"),
                               kind=kind, target=target, idea=spec.get("baseline_idea", "").rstrip(".").capitalize() + "." if spec.get("baseline_idea") else "",
                               doc=BASELINES[kind][0] if kind in BASELINES else "", metric=metric, better="higher" if spec.get("direction", "max") == "max" else "lower")
-    return {"description.md": desc, "baseline.py": baseline_code(kind, target), "evaluate.py": evaluate_code(target, metric)}
+    return {"description.md": desc, "baseline.py": baseline_code(kind, target), "evaluate.py": evaluate_code(target, metric),
+            "reference.py": reference_code(kind, target, metric)}
 
 def spec_from_prompt(text: str) -> dict:
     "The task spec (the JSON block after 'Task spec:') of a task-code prompt."
@@ -295,12 +461,22 @@ def spec_from_prompt(text: str) -> dict:
     if not isinstance(d, dict): raise ValueError("the prompt holds no 'Task spec:' JSON block")
     return d
 
-QUICK_BUGS = ("crash", "syntax", "wrong_metric", "nondeterministic", "reads_labels", "flood")
+QUICK_BUGS = ("crash", "syntax", "wrong_metric", "nondeterministic", "reads_labels", "flood", "weak_reference")
+
+def scripted_review(prompt: str) -> str:
+    "The scripted reviewer's verdict on a task (validation's review prompt): on topic when the task's dataset fits its topic."
+    from synthsci.catalog import find_dataset, topic_fit
+    topic, dataset = re.search(r"^Topic: (.*)$", prompt, re.M), re.search(r"^Dataset: (\S+)", prompt, re.M)
+    e = find_dataset(dataset[1]) if dataset else None
+    if topic and e and topic_fit(topic[1], e):
+        return json.dumps({"verdict": "on_topic", "reason": f"{e.id} ({e.title}) carries the topic {topic[1]!r}."})
+    return json.dumps({"verdict": "off_topic", "reason": f"{dataset[1] if dataset else 'the dataset'} has nothing to do with the topic {topic[1] if topic else ''!r}."})
 
 def scripted_taskgen(seed: int = 0, p_bug: float = 0.3, bugs=QUICK_BUGS) -> Callable:
-    "A scripted teacher `(messages, **params) -> answer` for the task-code prompts, seeded by `seed`."
+    "A scripted teacher `(messages, **params) -> answer` for the task-code prompts (and validation's review), seeded by `seed`."
     def respond(messages, **params):
         first = next(m["content"] for m in messages if m["role"] == "user")
+        if first.startswith("Review this task"): return scripted_review(first)
         spec, last = spec_from_prompt(first), messages[-1]["content"] or ""
         files = task_files({**spec, "metric": spec["metric"] if spec["metric"] in METRIC_CODE else
                             ("accuracy" if spec.get("direction", "max") == "max" else "rmse")})
@@ -309,4 +485,5 @@ def scripted_taskgen(seed: int = 0, p_bug: float = 0.3, bugs=QUICK_BUGS) -> Call
         rng = random.Random(stable_hash([seed, spec.get("task_id"), first]))   # the prompt names the attempt: a rewrite draws again
         if bugs and rng.random() < p_bug: files = BUGS[rng.choice(sorted(bugs))](files)
         return files_answer(files)
+    respond.cache_identity = dict(name="scripted_taskgen", seed=seed, p_bug=p_bug, bugs=sorted(bugs or ()))   # every setting that changes its answers
     return respond

@@ -8,9 +8,9 @@ import json, math, random, re
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Callable, Optional, Protocol, runtime_checkable
-from .core import (llm_cache_dir, SynthsciError, Topic, RunConfig, Rejection, make_id, open_run, read_rejections, run_stage, stage_dir_name,
+from .core import (check_ranges, llm_cache_dir, SynthsciError, Topic, RunConfig, Rejection, make_id, open_run, read_rejections, run_stage, stage_dir_name,
                            stage_options, stable_hash, upstream, write_rejections)
-from .llm import llm_from_config
+from .llm import llm_from_config, stage_workers
 
 # %% auto 0
 __all__ = ['ML', 'DOMAINS', 'PROMPTS', 'ANGLES', 'Area', 'Domain', 'TaxonomyDomain', 'get_domain', 'topic_words',
@@ -133,10 +133,17 @@ def parse_topics(text: str) -> list[dict]:
             for t in items if isinstance(t, dict) and str(t.get("name", "")).strip()]
 
 # %% ../nbs/10_topics.ipynb
-ANGLES = ("with very few labelled examples", "under distribution shift", "with calibrated uncertainty", "robust to noisy inputs",
-          "with interpretable models", "comparing classical and neural baselines", "with automated feature engineering",
-          "under a tight compute budget", "with ensembling", "with self-supervised pretraining", "with missing values",
-          "with hyperparameter search")
+ANGLES = {  # area -> research angles that the scripted teacher's reference solutions carry ('*': every other area)
+    "*": ("with hyperparameter search", "with ensembles of trees", "comparing linear and non-linear models",
+          "with model selection by cross-validation", "with gradient-boosted trees"),
+    "time-series forecasting": ("with autoregressive models", "with trend and seasonality models", "with model selection on a backtest",
+                                "comparing naive and learned forecasts"),
+    "time-series classification": ("with resampled series features", "with ensembles of trees", "comparing summary statistics and raw series",
+                                   "with model selection by cross-validation"),
+    "audio": ("with resampled series features", "with ensembles of trees", "comparing summary statistics and raw series"),
+    "graphs": ("with learned combinations of neighbourhood scores", "comparing heuristics and learned models", "with neighbourhood features"),
+    "language": ("with richer character n-grams", "with tuned regularisation", "comparing word-boundary and raw character features"),
+}
 
 def scripted_topics(seed: int = 0) -> Callable:
     "A scripted teacher `(messages, **params) -> str` for the topics prompt, seeded by `seed`."
@@ -152,9 +159,10 @@ def scripted_topics(seed: int = 0) -> Callable:
             theme = rng.choice(area.themes or (area_name,))
             if rng.random() < 0.15 and (seen or out):   # a paraphrase of something already proposed
                 name = "Revisiting " + rng.choice(seen + [t["name"] for t in out]).lower()
-            else: name = f"{theme[0].upper()}{theme[1:]} {rng.choice(ANGLES)}"
+            else: name = f"{theme[0].upper()}{theme[1:]} {rng.choice(ANGLES.get(area_name, ANGLES['*']))}"
             out.append({"name": name, "description": f"Study {name[0].lower()}{name[1:]} on a small public dataset in {area_name}."})
         return json.dumps({"topics": out})
+    respond.cache_identity = dict(name="scripted_topics", seed=seed)   # the LLM cache keys its answers by these settings too
     return respond
 
 # %% ../nbs/10_topics.ipynb
@@ -168,6 +176,8 @@ class TopicsOptions:
     max_calls: int = 4            # calls in a row that bring no new topic before an area gives up
     dedupe_threshold: float = 0.6 # word overlap (Jaccard) above which two topics are near-duplicates
     prompts: dict = field(default_factory=dict)      # overrides of PROMPTS
+
+    def __post_init__(self): check_ranges(self, "stages.topics", n_topics=(0, None), batch_size=(1, None), max_calls=(1, None), dedupe_threshold=(0, 1))
 
 def area_quotas(n: int, areas: list[str]) -> dict[str, int]:
     "Spread `n` topics over `areas` as evenly as possible (the first areas get the remainder)."
@@ -226,7 +236,7 @@ def run_topics(cfg: RunConfig) -> "Path":
                         + (" (cut off at the token limit)" if any(w.startswith("[cut off") for w in wasted) else ""))[:300])])
         return topics
     units = [(f"area-{re.sub(r'[^a-z0-9]+', '-', a.lower()).strip('-')}", a) for a in quotas if quotas[a] > 0]
-    m = run_stage(run, stage, [(u, (u, a)) for u, a in units], one_area, ledger=ledger)
+    m = run_stage(run, stage, [(u, (u, a)) for u, a in units], one_area, ledger=ledger, workers=stage_workers(llm, 1))  # many threads only to fill a provider batch
     n = len(run.read(stage, Topic))
     run.update_stage(stage, topics=n, rejected=len(read_rejections(run, stage)), near_duplicates_removed=m.get("near_duplicates_removed", 0) + sum(removed))
     upstream(run, "topics", run.read(stage, Topic), "topics")   # a stage that kept nothing says why and fails

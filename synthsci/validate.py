@@ -8,20 +8,22 @@ import hashlib, json, math, os, random, re, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
-from .core import (upstream, Record, RunConfig, SynthsciError, Task, ValidationReport, atomic_write, make_id, open_run, read_jsonl,
+from .core import (check_ranges, read_yaml, upstream, Record, RunConfig, SynthsciError, Task, ValidationReport, atomic_write, make_id, open_run, read_jsonl,
                            run_stage, stable_hash, stage_dir_name, stage_options, write_jsonl)
 from .aci import ACI, load_task, prepare_workspace, task_yaml
 from .sandbox import SandboxLimits, get_sandbox
 from .seal import Rejection, Score, evaluate_snapshot, snapshot
 from .proposals import read_rejections
 from .grounding import grounding_funnel
-from .templates import files_answer
-from .taskgen import PROMPTS as TASK_PROMPTS, TaskgenOptions, ask_code, task_messages, taskgen_teacher, write_code
+from .templates import METRIC_CODE, files_answer
+from .topics import first_json
+from .taskgen import PROMPTS as TASK_PROMPTS, TaskgenOptions, ask_code, task_messages, taskgen_teacher, teacher_file, write_code
 
 # %% auto 0
-__all__ = ['CHECKS', 'PROMPTS', 'FUNNEL_STAGES', 'ValidateOptions', 'reads_hidden', 'label_leaks', 'Failure', 'run_baseline',
-           'run_evaluator', 'check_task', 'Attempt', 'write_baseline_scores', 'validate_task', 'read_attempts',
-           'task_funnel', 'funnel_table', 'run_validate']
+__all__ = ['METRIC_BEST', 'FINAL', 'CHECKS', 'PROMPTS', 'FUNNEL_STAGES', 'ValidateOptions', 'reads_hidden', 'label_leaks',
+           'Failure', 'run_baseline', 'run_evaluator', 'metric_function', 'scored_rows', 'bootstrap_interval',
+           'check_task', 'Attempt', 'review_task', 'write_baseline_scores', 'validate_task', 'read_attempts',
+           'task_funnel', 'funnel_table', 'ladder_table', 'ladder_summary', 'plot_ladder', 'run_validate']
 
 # %% ../nbs/15_validate.ipynb
 @dataclass
@@ -36,7 +38,20 @@ class ValidateOptions:
     output_bytes: int = 2_000_000     # a program printing more than this is killed ('floods its output')
     agent_check: bool = True          # also score the baseline through the agent's own `validate` path (synthsci.aci)
     workers: int = 2
+    quality: bool = True              # the checks that the task can tell a better solution from a worse one (see "Tasks worth learning from")
+    min_rows: int = 30                # validation and test rows each; fewer: too_few_rows
+    min_headroom: float = 0.02        # share of the constant's distance to the metric's best value that the baseline must leave; less: no_headroom
+    max_ci_share: float = 1.5         # the baseline score's bootstrap interval must be narrower than this many times its headroom; else unstable_metric
+    confidence: float = 0.9           # of the bootstrap intervals
+    n_boot: int = 1000                # bootstrap resamples of the scored rows
+    review: str = "auto"              # a reviewer prompt judges fidelity to the topic: 'on', 'off', 'auto' (on with an LLM teacher)
     prompts: dict = field(default_factory=dict)   # overrides of PROMPTS
+
+    def __post_init__(self):
+        check_ranges(self, "stages.validate", p_debug=(0, 1), k=(1, None), timeout_s=(1, None), eval_timeout_s=(1, None), memory_gb=(0.1, None),
+                     output_bytes=(1000, None), workers=(1, None), min_rows=(1, None), min_headroom=(0, 1), max_ci_share=(0, None),
+                     confidence=(0.5, 0.999), n_boot=(100, None))
+        if self.review not in ("auto", "on", "off"): raise SynthsciError(f"stages.validate.review must be one of auto, on, off, not {self.review!r}")
 
 # %% ../nbs/15_validate.ipynb
 _HIDDEN_REF = re.compile(r"hidden/|SYNTHSCI_HIDDEN|['\"]/task\b")
@@ -101,18 +116,18 @@ def _raise_for(r, what: str, timeout: float):
     if r.killed_by: raise Failure("resource_limit", f"{what} hit the {r.killed_by} limit", _tail(r.output))
     if r.exit_code: raise Failure(f"{what}_crash", f"{what} exited with status {r.exit_code}: {(r.output.strip().splitlines() or [''])[-1][:200]}", _tail(r.output))
 
-def run_baseline(task: Task, cfg: dict, ws: Path, opts: ValidateOptions, snap: Path) -> float:
-    "Run the baseline in the workspace and snapshot its submission into `snap`; its wall time. Raises `Failure`."
+def run_baseline(task: Task, cfg: dict, ws: Path, opts: ValidateOptions, snap: Path, script: Optional[str] = None, what: str = "baseline") -> float:
+    "Run the baseline (or `script`, named `what` in failures) in the workspace and snapshot its submission into `snap`; its wall time. Raises `Failure`."
     timeout = float(min(task.training_timeout, opts.timeout_s or task.training_timeout))
     sb = get_sandbox(opts.backend, ws, limits=_limits(opts, timeout))
     (ws / "submission.csv").unlink(missing_ok=True)
-    r = sb.run(["python3", (cfg.get("baseline_paths") or ["baseline.py"])[0]], timeout=timeout,
+    r = sb.run(["python3", script or (cfg.get("baseline_paths") or ["baseline.py"])[0]], timeout=timeout,
                env={"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
-    _raise_for(r, "baseline", timeout)
+    _raise_for(r, what, timeout)
     try: snapshot(ws, ["submission.csv"], snap)   # by descriptor, never following a link the task code made
     except Rejection as e:
-        if e.reason == "missing": raise Failure("no_submission", "the baseline ran but wrote no submission.csv", _tail(r.output))
-        raise Failure("bad_submission", f"the baseline's {e}", _tail(r.output))
+        if e.reason == "missing": raise Failure("no_submission", f"the {what} ran but wrote no submission.csv", _tail(r.output))
+        raise Failure("bad_submission", f"the {what}'s {e}", _tail(r.output))
     return r.duration_s
 
 def _raise_for_score(s: Score, timeout: float):
@@ -139,7 +154,113 @@ def run_evaluator(task: Task, cfg: dict, snap: Path, submission: str, split: str
     return float(m[task.metric])
 
 # %% ../nbs/15_validate.ipynb
-CHECKS = ("task_yaml", "no_label_access", "workspace_clean", "baseline_runs", "evaluator_runs", "deterministic", "test_split", "signal", "agent_path")
+METRIC_BEST = {"accuracy": 1.0, "balanced_accuracy": 1.0, "macro_f1": 1.0, "r2": 1.0, "roc_auc": 1.0, "rmse": 0.0, "mse": 0.0, "mae": 0.0, "mape": 0.0}
+FINAL = ("too_few_rows", "no_headroom", "unstable_metric", "unknown_metric")   # failures of the data, which no fix of the code changes
+
+def _labels(a):
+    "Class labels compared as numbers when they look like numbers (1 == 1.0), else as text, as the evaluator template compares them."
+    import numpy as np, pandas as pd
+    n = pd.to_numeric(pd.Series(a), errors="coerce")
+    return n.to_numpy(float) if n.notna().all() else pd.Series(a).astype(str).to_numpy()
+
+def metric_function(metric: str):
+    "`f(y, p) -> score`: `metric` on the host, computed by the evaluator template's own line (`synthsci.templates.METRIC_CODE`)."
+    import numpy as np, pandas as pd
+    if metric not in METRIC_CODE or metric not in METRIC_BEST:
+        raise Failure("unknown_metric", f"the host cannot re-compute {metric!r} to measure its noise: use one of {', '.join(METRIC_BEST)}")
+    code = compile(METRIC_CODE[metric], f"<metric {metric}>", "exec")
+    def score(y, p) -> float:
+        ns = {"np": np, "pd": pd, "labels": _labels, "y": y, "p": p}
+        exec(code, ns)
+        return float(ns["score"])
+    return score
+
+def _keys(ids):
+    "Ids as text, a number written one way (7, 7.0 and ' 7' are the same id), as the evaluator template reads them."
+    import pandas as pd
+    s = pd.Series(ids).astype(str).str.strip()
+    n = pd.to_numeric(s, errors="coerce")
+    whole = n.notna() & (n % 1 == 0) & (n.abs() < 2 ** 53)
+    return s.mask(whole, n[whole].astype("int64").astype(str)).to_numpy()
+
+def scored_rows(submission, labels) -> tuple:
+    "(the labels of a split, a submission's predictions for them), row by row: the rows the evaluator scores, read on the host."
+    import pandas as pd
+    truth, sub = pd.read_csv(labels), pd.read_csv(submission)
+    target = [c for c in truth.columns if c != "id"][0]
+    pred, want = pd.Series(sub[target].to_numpy(), index=_keys(sub["id"])), _keys(truth["id"])
+    if (lost := ~pd.Series(want).isin(pred.index)).any(): raise Failure("bad_score", f"{int(lost.sum())} ids of the {Path(labels).stem} labels have no row in {Path(submission).name}")
+    return truth[target].to_numpy(), pred[~pred.index.duplicated()].loc[want].to_numpy()
+
+def bootstrap_interval(stat, n: int, opts: ValidateOptions) -> tuple[float, float]:
+    "The percentile bootstrap interval (`opts.confidence`, seeded) of `stat(rows)`, `rows` a resample of the indices of `n` scored rows (scipy.stats.bootstrap)."
+    import numpy as np
+    from scipy.stats import bootstrap
+    ci = bootstrap((np.arange(n),), stat, vectorized=False, n_resamples=opts.n_boot, confidence_level=opts.confidence, method="percentile",
+                   rng=np.random.default_rng(0)).confidence_interval
+    return float(ci.low), float(ci.high)
+
+# %% ../nbs/15_validate.ipynb
+def _enough_rows(path, cfg: dict, opts: ValidateOptions, checks: dict):
+    "Validation and test hold `opts.min_rows` labelled rows each (checked before any program runs: no code changes the data)."
+    import pandas as pd
+    secret = Path(path) / (cfg.get("secret_files") or ["hidden"])[0]
+    n = {s: len(pd.read_csv(secret / f"{s}.csv")) if (secret / f"{s}.csv").is_file() else 0 for s in ("validation", "test")}
+    if min(n.values()) < opts.min_rows:
+        raise Failure("too_few_rows", f"the task scores {n['validation']} validation and {n['test']} test rows: a metric on fewer than {opts.min_rows} rows is noise (stages.validate.min_rows)")
+    checks["enough_rows"] = True
+
+def _quality(task: Task, cfg: dict, path, d: Path, snap: Path, empty: Path, opts: ValidateOptions, checks: dict, scores: dict):
+    "The checks of a task worth learning from (see above), after the baseline passed the others; fills `checks` and `scores` or raises `Failure`."
+    import pandas as pd
+    from scipy.stats import kendalltau
+    def fail(kind, reason, output=""): raise Failure(kind, reason, output, scores={k: v for k, v in scores.items()})
+    secret, sample = Path(path) / (cfg.get("secret_files") or ["hidden"])[0], Path(path) / Path(cfg.get("sample_submission") or "sample_submission.csv").name
+    f, best, sign = metric_function(task.metric), METRIC_BEST[task.metric], 1 if task.direction == "max" else -1
+    scores["constant_test"] = run_evaluator(task, cfg, empty, sample.name, "test", opts)
+    def host(name: str, submission: Path, split: str, printed: float):
+        "The rows the evaluator scored, checked against the score it printed."
+        y, p = scored_rows(submission, secret / f"{split}.csv")
+        if not math.isclose(mine := f(y, p), printed, rel_tol=1e-3, abs_tol=1e-3):
+            fail("metric_mismatch", f"the evaluator printed {task.metric} {printed:g} for the {name} on the {split} rows, the host computes {mine:g}: it does not score the declared metric")
+        return y, p
+    rows = {s: host("baseline", snap / "submission.csv", s, scores[s]) for s in ("validation", "test")}
+    const = host("constant", sample, "test", scores["constant_test"])[1]
+    scores["headroom"] = room = round(abs(best - scores["test"]) / max(abs(best - scores["constant_test"]), 1e-12), 4)
+    if room < opts.min_headroom:
+        fail("no_headroom", f"the baseline scores {task.metric} {scores['test']:g} on the test rows (a constant {scores['constant_test']:g}, the best possible {best:g}): "
+             f"it leaves {room:.1%} of the way to the best, less than stages.validate.min_headroom {opts.min_headroom:.0%}: the task is saturated")
+    checks["headroom"] = True
+    for s, (y, p) in rows.items():
+        lo, hi = bootstrap_interval(lambda i: f(y[i], p[i]), len(y), opts)
+        scores[f"ci_{s}"], left = [round(lo, 6), round(hi, 6)], abs(best - scores[s])
+        if hi - lo > opts.max_ci_share * left:
+            fail("unstable_metric", f"on its {len(y)} {s} rows the baseline's {task.metric} has a {opts.confidence:.0%} bootstrap interval {lo:.4g} to {hi:.4g}, "
+                 f"wider than {opts.max_ci_share:g} x its headroom {left:.4g} (stages.validate.max_ci_share): too few rows to tell solutions apart")
+    checks["stable_metric"] = True
+    ref = next(iter(cfg.get("reference_paths") or []), None)
+    if not ref or not (Path(path) / ref).is_file():
+        fail("not_discriminative", "the task has no reference solution (reference/reference.py, named by reference_paths in the task YAML): nothing shows that a better solution scores better")
+    if _HIDDEN_REF.search((Path(path) / ref).read_text(errors="replace")): fail("reads_test_labels", f"{ref} reads the hidden labels, which only the evaluator may")
+    rws, rsnap = prepare_workspace(task, d / "reference_workspace"), d / "reference_snapshot"
+    shutil.copy(Path(path) / ref, rws / "reference.py"); rsnap.mkdir()
+    scores["reference_seconds"] = round(run_baseline(task, cfg, rws, opts, rsnap, "reference.py", "reference"), 2)
+    checks["reference_runs"] = True
+    scores["reference"] = run_evaluator(task, cfg, rsnap, "submission.csv", "test", opts)
+    y, ladder = rows["test"][0], [const, rows["test"][1], host("reference", rsnap / "submission.csv", "test", scores["reference"])[1]]
+    order = [scores["constant_test"], scores["test"], scores["reference"]]
+    scores["tau"] = round(float(kendalltau([0, 1, 2], [sign * v for v in order]).statistic), 4)
+    for name, (a, b) in (("baseline", ladder[:2]), ("reference", ladder[1:])):
+        lo, hi = bootstrap_interval(lambda i: sign * (f(y[i], b[i]) - f(y[i], a[i])), len(y), opts)
+        scores[f"gain_{name}"] = [round(lo, 6), round(hi, 6)]
+        if lo <= 0:
+            fail("not_discriminative", f"constant {order[0]:g}, baseline {order[1]:g}, reference {order[2]:g} ({task.metric} on the {len(y)} test rows): the gain of the "
+                 f"{name} over the {'constant' if name == 'baseline' else 'baseline'} is {lo:.4g} to {hi:.4g} ({opts.confidence:.0%} bootstrap interval), not beyond noise")
+    checks["discriminative"] = True
+
+# %% ../nbs/15_validate.ipynb
+CHECKS = ("task_yaml", "no_label_access", "workspace_clean", "enough_rows", "baseline_runs", "evaluator_runs", "deterministic", "test_split", "signal",
+          "agent_path", "headroom", "stable_metric", "reference_runs", "discriminative")   # enough_rows and the last four with `quality` on
 
 def _better(a: float, b: float, direction: str) -> bool: return a > b if direction == "max" else a < b
 
@@ -165,6 +286,7 @@ def _checks(task, cfg, path, d: Path, opts, checks) -> dict:
     if leaks := label_leaks(ws, Path(path) / (cfg.get("secret_files") or ["hidden"])[0]):
         raise Failure("test_labels_in_workspace", "; ".join(leaks))
     checks["workspace_clean"] = True
+    if opts.quality: _enough_rows(path, cfg, opts, checks)
     snap, empty = Path(d) / "snapshot", Path(d) / "empty"
     snap.mkdir(); empty.mkdir()
     seconds = run_baseline(task, cfg, ws, opts, snap); checks["baseline_runs"] = True
@@ -187,7 +309,9 @@ def _checks(task, cfg, path, d: Path, opts, checks) -> dict:
         finally: aci.close()
         if not got or got.get(task.metric) != val: raise Failure("agent_path", f"the agent's validate scored {got} instead of {val}", _tail(msg))
         checks["agent_path"] = True
-    return dict(checks=checks, scores=dict(validation=val, test=test, constant=const), baseline_seconds=round(seconds, 2))
+    scores = dict(validation=val, test=test, constant=const)
+    if opts.quality: _quality(task, cfg, path, d, snap, empty, opts, checks, scores)
+    return dict(checks=checks, scores=scores, baseline_seconds=round(seconds, 2))
 
 # %% ../nbs/15_validate.ipynb
 @dataclass(kw_only=True)
@@ -204,22 +328,43 @@ class Attempt(Record):
     scores: dict = field(default_factory=dict)
     seconds: float = 0.0
     files: dict = field(default_factory=dict)   # the teacher's files this attempt checked
+    review: dict = field(default_factory=dict)  # the reviewer's verdict and reason, when one judged the task
 
 PROMPTS = {
     "fix": ("The task failed validation: {kind}: {reason}\n\nThe last output of the failing step:\n```\n{output}\n```\n\n"
             "Fix the task code. Answer with every file (description.md, baseline.py, evaluate.py and any other), each as a fenced code block after a line `File: <name>`."),
+    "review": ("Review this task for fidelity to its research topic.\n\nTopic: {topic}\nDataset: {dataset_id} ({kind}); predict `{target}`, scored by {metric}\n"
+               "Baseline: {baseline}\nReference solution (stronger, hidden from the agent): {reference}\n\nThe task's description:\n{description}\n\n"
+               "Does the task pose the topic's research question, on data that can carry it, with a baseline and a reference that reflect it? "
+               'Answer with JSON only: {{"verdict": "on_topic" or "off_topic", "reason": "one sentence"}}'),
 }
 
 def _teacher_files(folder: Path) -> tuple[dict, dict]:
     "(the teacher's current files, the taskgen record: spec, layout, file names) of a generated task folder."
     meta = json.loads((folder / "taskgen.json").read_text())
-    return {n: (folder / n).read_text() for n in meta["files"] if (folder / n).exists()}, meta
+    return {n: teacher_file(folder, n).read_text() for n in meta["files"] if teacher_file(folder, n).exists()}, meta
+
+def _gist(code: str) -> str:
+    "What a program does, by its docstring's first line (else its first line)."
+    m = re.search(r'^\s*(?:"""|\'\'\')\s*(.+?)\s*$', code or "", re.M)
+    return (m[1] if m else (code or "(none)").strip().split("\n")[0]).strip('"\' ')[:200]
+
+def review_task(spec: dict, files: dict, llm, prompts: dict = PROMPTS, **params) -> dict:
+    "The reviewer's `{verdict, reason}` on the task's fidelity to its topic: verdict 'on_topic', 'off_topic', or 'unreadable' (an answer without the JSON asked for)."
+    msg = prompts["review"].format(topic=spec.get("topic", ""), dataset_id=spec.get("dataset_id", ""), kind=spec.get("kind", ""), target=spec.get("target", ""),
+                                   metric=spec.get("metric", ""), baseline=_gist(files.get("baseline.py", "")), reference=_gist(files.get("reference.py", "")),
+                                   description=(files.get("description.md") or "(none)").strip()[:1500])
+    c = llm.complete([{"role": "user", "content": msg}], **params)
+    d = first_json(c.text or "")
+    verdict = str(d.get("verdict", "")).strip().lower().replace("-", "_").replace(" ", "_") if isinstance(d, dict) else ""
+    if verdict not in ("on_topic", "off_topic"): return dict(verdict="unreadable", reason=(c.text or "")[:300])
+    return dict(verdict=verdict, reason=str(d.get("reason", ""))[:300])
 
 def write_baseline_scores(folder, metric: str, scores: dict):
     "Put the baseline's test score in the task YAML (`baseline_scores`, MLGym's field) and its validation score beside it."
     import yaml
     f = Path(folder) / "task.yaml"
-    d = yaml.safe_load(f.read_text())
+    d = read_yaml(f, "task YAML")
     d["baseline_scores"] = [{metric: round(scores["test"], 6)}]
     d["baseline_validation_scores"] = [{metric: round(scores["validation"], 6)}]
     atomic_write(f, yaml.safe_dump(d, sort_keys=False, width=120, allow_unicode=True))
@@ -231,6 +376,7 @@ def validate_task(task: Task, llm, opts: ValidateOptions = ValidateOptions(), se
     params = {"seed": seed, **params}   # the run's seed reaches the teacher's requests too (teacher.params may set its own)
     tp, vp = {**TASK_PROMPTS, **(prompts or {})}, {**PROMPTS, **opts.prompts}
     attempts, action, last, failure = [], "initial", None, None   # `failure`: the task's own last failure, which every fix prompt quotes
+    reviewing = llm is not None and (opts.review == "on" or (opts.review == "auto" and getattr(llm, "spec", "scripted") != "scripted"))
     for n in range(1, opts.k + 1):
         t0, checks = time.time(), {}
         files, meta = _teacher_files(folder) if (folder / "taskgen.json").exists() else ({}, None)
@@ -247,23 +393,30 @@ def validate_task(task: Task, llm, opts: ValidateOptions = ValidateOptions(), se
                 attempts.append(last); action = "fix" if rng.random() < opts.p_debug else "rewrite"; continue
             write_code(folder, meta["spec"], new, meta["layout"], tp)
             task, files = load_task(folder), new
+        review, scores = {}, {}
         try:
             out = check_task(folder, opts, checks)
+            scores = out["scores"]
+            if reviewing and meta is not None:   # the reviewer judges a task that passed every other check
+                review = review_task(meta["spec"], files, llm, vp, **params)
+                if review["verdict"] == "off_topic": raise Failure("off_topic", f"the reviewer: {review['reason']}", scores=scores)
+                if review["verdict"] == "on_topic": checks["on_topic"] = True
             last = Attempt(id=make_id("attempt", task.id, n), parent_id=task.id, task_id=task.id, n=n, action=action, passed=True,
-                           checks=out["checks"], scores=out["scores"], seconds=round(time.time() - t0, 2), files=files)
+                           checks=dict(checks), scores=scores, seconds=round(time.time() - t0, 2), files=files, review=review)
         except Failure as f:
             last = Attempt(id=make_id("attempt", task.id, n), parent_id=task.id, task_id=task.id, n=n, action=action, kind=f.kind, reason=f.reason[:300],
-                           output=f.output, checks=checks, scores=f.scores, seconds=round(time.time() - t0, 2), files=files)
+                           output=f.output, checks=checks, scores=f.scores, seconds=round(time.time() - t0, 2), files=files, review=review)
             failure = last
         attempts.append(last)
-        if last.passed: break
+        if last.passed or last.kind in FINAL: break   # a failure of the data: no fix of the code changes it
         action = "fix" if rng.random() < opts.p_debug else "rewrite"
     if last and last.passed: write_baseline_scores(folder, task.metric, last.scores)
     passed = bool(last and last.passed)
     return ValidationReport(id=make_id("validation", task.id), parent_id=task.id, task_id=task.id, passed=passed,
-                            checks={c: bool(last.checks.get(c)) for c in CHECKS} if last else {}, attempts=len(attempts),
-                            errors=[f"attempt {a.n} ({a.action}): {a.kind}: {a.reason}" for a in attempts if not a.passed],
-                            baseline_score=last.scores.get("test") if passed else None), attempts
+                            checks={c: bool(last.checks.get(c)) for c in CHECKS + (("on_topic",) if last.review else ())} if last else {},
+                            attempts=len(attempts), errors=[f"attempt {a.n} ({a.action}): {a.kind}: {a.reason}" for a in attempts if not a.passed],
+                            baseline_score=last.scores.get("test") if passed else None,
+                            reference_score=last.scores.get("reference") if passed else None, scores=last.scores if last else {}), attempts
 
 # %% ../nbs/15_validate.ipynb
 def read_attempts(run) -> list[Attempt]:
@@ -289,16 +442,18 @@ def task_funnel(run) -> dict:
     for a in attempts:
         if not a.passed: failed[a.kind] = failed.get(a.kind, 0) + 1
     passed = {r.task_id for r in reports if r.passed}
-    kinds = {}
+    kinds, datasets = {}, {}
     for t in tasks:
         if t.id in passed:
             k = (task_yaml(t.path).get("task_kind") if Path(t.path, "task.yaml").exists() else None) or "?"
             kinds[k] = kinds.get(k, 0) + 1
+            datasets[t.dataset_id] = datasets.get(t.dataset_id, 0) + 1
     return dict(topics=g["topics"], proposals=g["proposals"], grounded=g["grounded"], coded=len(tasks), validated=len(reports), valid=len(passed),
                 rejections=dict(sorted(rejections.items())), failed_attempts=dict(sorted(failed.items())),
                 fixes=sum(a.action == "fix" for a in attempts), rewrites=sum(a.action == "rewrite" for a in attempts),
                 rescued_by_fix=sum(a.passed and a.action == "fix" for a in attempts),
-                rescued_by_rewrite=sum(a.passed and a.action == "rewrite" for a in attempts), valid_kinds=dict(sorted(kinds.items())))
+                rescued_by_rewrite=sum(a.passed and a.action == "rewrite" for a in attempts), valid_kinds=dict(sorted(kinds.items())),
+                valid_datasets=dict(sorted(datasets.items())))
 
 FUNNEL_STAGES = (("topics", "topics"), ("proposals", "proposals"), ("grounded", "grounding"), ("coded", "taskgen"), ("valid", "validate"))
 
@@ -314,10 +469,56 @@ def funnel_table(funnel: dict):
     return pd.DataFrame(rows).set_index("step")
 
 # %% ../nbs/15_validate.ipynb
+def ladder_table(run):
+    "One row per task whose ladder was measured: its kind, dataset, metric, the three test scores, whether they are ordered, tau, and whether it is valid."
+    import pandas as pd
+    reports = {r.task_id: r for r in run.read(stage_dir_name("validate"), ValidationReport)}
+    tasks = {t.id: t for t in run.read(stage_dir_name("taskgen"), Task)}
+    last = {a.task_id: a for a in read_attempts(run) if "reference" in (a.scores or {})}   # attempts are in order: the last one with a ladder
+    rows = []
+    for tid, a in sorted(last.items()):
+        t, sc = tasks.get(tid), a.scores
+        cfg = task_yaml(t.path) if t and Path(t.path, "task.yaml").exists() else {}
+        sign = 1 if (cfg.get("direction") or (t.direction if t else "max")) == "max" else -1
+        c, b, r = sc["constant_test"], sc["test"], sc["reference"]
+        rows.append(dict(task_id=tid, kind=cfg.get("task_kind", "?"), dataset_id=t.dataset_id if t else "", metric=t.metric if t else "",
+                         direction="max" if sign > 0 else "min", constant=c, baseline=b, reference=r, ordered=bool(sign * c < sign * b < sign * r),
+                         beyond_noise=bool(a.checks.get("discriminative")), tau=sc.get("tau"), valid=bool(reports.get(tid) and reports[tid].passed)))
+    cols = ["task_id", "kind", "dataset_id", "metric", "direction", "constant", "baseline", "reference", "ordered", "beyond_noise", "tau", "valid"]
+    return pd.DataFrame(rows, columns=cols)
+
+def ladder_summary(table, funnel: Optional[dict] = None) -> dict:
+    "Per kind of task and overall: tasks with a ladder, the share ordered (and beyond noise), the mean Kendall tau; with the funnel, the valid tasks' spread."
+    def part(df) -> dict:
+        return dict(tasks=len(df), ordered=round(float(df["ordered"].mean()), 4) if len(df) else None,
+                    beyond_noise=round(float(df["beyond_noise"].mean()), 4) if len(df) else None,
+                    mean_tau=round(float(df["tau"].mean()), 4) if len(df) else None, valid=int(df["valid"].sum()))
+    out = dict(all=part(table), by_kind={k: part(g) for k, g in table.groupby("kind")})
+    if funnel: out |= dict(valid_kinds=funnel.get("valid_kinds", {}), valid_datasets=funnel.get("valid_datasets", {}))
+    return out
+
+def plot_ladder(table, path=None):
+    "Each task's ladder, scores scaled so that the constant is 0 and the reference 1 (the baseline between them when ordered), by kind; saved to `path` when given."
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 0.35 * max(len(table), 4) + 1))
+    for i, r in enumerate(table.sort_values(["kind", "task_id"]).itertuples()):
+        span = (r.reference - r.constant) or 1e-12
+        x = [0, (r.baseline - r.constant) / span, 1]
+        ax.plot(x, [i] * 3, "-", color="tab:green" if r.beyond_noise else "tab:red", lw=1)
+        ax.scatter(x, [i] * 3, c=["grey", "tab:blue", "black"], s=18, zorder=3)
+    ax.set_yticks(range(len(table)), [f"{r.kind}: {r.dataset_id}" for r in table.sort_values(["kind", "task_id"]).itertuples()], fontsize=7)
+    ax.set_xlabel("score between the constant (0) and the reference (1); blue: the baseline")
+    ax.set_title("Ladders of the validated tasks (green: ordered beyond noise)", fontsize=9)
+    fig.tight_layout()
+    if path: fig.savefig(path, dpi=120)
+    return fig
+
+# %% ../nbs/15_validate.ipynb
 def run_validate(cfg: RunConfig) -> Path:
     "Validate every task of `04_tasks/` with the self-debugging loop into `05_validated/`; the funnel into the manifest."
     opts, topts = stage_options(ValidateOptions, cfg, "validate"), stage_options(TaskgenOptions, cfg, "taskgen")
-    if not 0 <= opts.p_debug <= 1 or opts.k < 1: raise SynthsciError(f"stages.validate needs 0 <= p_debug <= 1 and k >= 1, not p_debug={opts.p_debug}, k={opts.k}")
     run, ledger = open_run(cfg)
     tasks = run.read(stage_dir_name("taskgen"), Task)
     upstream(run, "taskgen", tasks, "tasks")
@@ -327,7 +528,10 @@ def run_validate(cfg: RunConfig) -> Path:
         write_jsonl(attempts, run.stage_dir(stage) / "attempts" / f"{task.id}.jsonl")
         return [report]
     run_stage(run, stage, [(t.id, t) for t in tasks], one, ledger=ledger, workers=opts.workers)
-    funnel = task_funnel(run)
-    run.update_stage(stage, valid=funnel["valid"], funnel=funnel)
+    funnel, table = task_funnel(run), ladder_table(run)
+    atomic_write(run.path / stage / "ladder.csv", table.to_csv(index=False))
+    summary = ladder_summary(table, funnel)
+    atomic_write(run.path / stage / "ladder_summary.json", json.dumps(summary, indent=1) + "\n")
+    run.update_stage(stage, valid=funnel["valid"], funnel=funnel, ladder=summary["all"])
     run.update_stage(stage_dir_name("taskgen"), funnel={k: funnel[k] for k in ("topics", "proposals", "grounded", "coded")})
     return run.path / stage

@@ -135,9 +135,11 @@ def test_quickstart_funnel_exercises_every_path(tmp_path):
     run_topics(cfg); run_proposals(cfg); run_grounding(cfg)
     run = Run(cfg.run_id, tmp_path)
     f = grounding_funnel(run)
-    assert f["topics"] == 12 and f["grounded"] + f["rejected"] == 12
+    n = cfg.stages["topics"]["n_topics"]
+    assert f["topics"] == n and f["grounded"] + f["rejected"] == n
+    assert f["rejections"].get("proposals:no_fitting_dataset", 0) >= 1                # a theme no dataset carries (games and RL)
     assert run.manifest["stages"]["02_proposals"]["calls"] > f["proposals"]          # a malformed answer was repaired
-    assert {"grounding:unknown_dataset", "grounding:contaminated"} <= set(f["rejections"]) and f["grounded_after_retry"] >= 1
+    assert "grounding:unknown_dataset" in f["rejections"] and f["grounded_after_retry"] >= 1   # (a contaminated pick: see the test above)
     pairs = grounded_proposals(run)
     assert len(pairs) == f["grounded"]
     for p, c in pairs:

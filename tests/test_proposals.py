@@ -74,11 +74,25 @@ def test_json_mode_reads_json_from_prose():
 
 
 def test_scripted_teacher_is_seeded_and_grounded_in_the_catalog():
-    topics = [Topic(id=f"t{i}", area=a, name=f"{a} study {i}") for i, a in enumerate(["tabular", "graphs", "vision", "time-series forecasting"] * 5)]
+    from synthsci.topics import ML
+    topics = [Topic(id=f"t{i}", area=a, name=ML.areas[a].themes[i % len(ML.areas[a].themes)])
+              for i, a in enumerate(["tabular", "graphs", "vision", "time-series forecasting"] * 5)]
     a = [propose(t, ScriptedLLM(scripted_proposals(0))) for t in topics]
     assert a == [propose(t, ScriptedLLM(scripted_proposals(0))) for t in topics]
     assert a != [propose(t, ScriptedLLM(scripted_proposals(1))) for t in topics]
-    assert len({p.dataset_id for p in a}) >= 5
+    assert len({p.dataset_id for p in a if isinstance(p, Proposal)}) >= 5
+
+
+def test_a_topic_no_dataset_fits_is_rejected_not_forced_onto_one():
+    "The quickstart once turned 'offline policy evaluation from logged decisions' into a forecast of sunspots."
+    from synthsci.catalog import topic_fit, CATALOG
+    llm = ScriptedLLM(scripted_proposals(0))
+    r = propose(Topic(id="t-ope", area="games and reinforcement learning", name="Offline policy evaluation from logged decisions with ensembles of trees"), llm)
+    assert isinstance(r, Rejection) and r.kind == "no_fitting_dataset" and llm.calls == []
+    p = propose(Topic(id="t-sun", area="time-series forecasting", name="Solar activity forecasting with autoregressive models"), llm)
+    assert p.dataset_id == "statsmodels/sunspots" and topic_fit(p.topic, CATALOG[p.dataset_id]) > 0
+    llm = ScriptedLLM(["no JSON", "still none"], name="anthropic:claude")     # an LLM teacher is not gated by word matching (its reviewer judges)
+    assert propose(Topic(id="t-ope", area="games and reinforcement learning", name="Offline policy evaluation"), llm).kind == "malformed"
 
 
 def test_stage_records_rejections_and_does_not_retry_them(tmp_path):

@@ -1,5 +1,6 @@
 """Task generation: MLGym-format folders from grounded proposals, hidden labels kept out of the workspace, bad teacher
-answers and unknown datasets rejected with their reason while the stage goes on."""
+answers and unknown datasets rejected with their reason while the stage goes on; the reference solution kept from the agent,
+small held-out splits re-split or rejected, and one task per dataset, target and metric."""
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from synthsci.catalog import CATALOG
 from synthsci.core import DatasetCard, Proposal, Task, load_config, Run, write_jsonl
 from synthsci.llm import ScriptedLLM
 from synthsci.proposals import METRICS, read_rejections
-from synthsci.taskgen import TaskgenOptions, code_files, generate_task, run_taskgen, split_task_data
+from synthsci.taskgen import TaskgenOptions, code_files, generate_task, run_taskgen, split_task_data, teacher_file
 from synthsci.templates import BASELINES, evaluate_code, files_answer, parse_files, scripted_taskgen, task_files
 from synthsci.validate import label_leaks
 
@@ -34,7 +35,8 @@ def test_a_generated_task_is_an_mlgym_task_the_agent_can_load(tmp_path):
     for k in ("id", "name", "description", "task_entrypoint", "training_timeout", "starter_code", "baseline_paths", "baseline_scores",
               "evaluation_paths", "evaluation_read_only", "sample_submission", "secret_files", "dataset_configs"):
         assert k in d, k
-    assert d["secret_files"] == ["hidden"] and "hidden" not in d["starter_code"]
+    assert d["secret_files"] == ["hidden", "reference"] and "hidden" not in d["starter_code"] and "reference.py" not in d["starter_code"]
+    assert d["reference_paths"] == ["reference/reference.py"] and (Path(t.path) / "reference/reference.py").is_file()
     folder = Path(t.path)
     assert yaml.safe_load((folder / "dataset.yaml").read_text())["is_local"] is True
     train, test = pd.read_csv(folder / "data/train.csv"), pd.read_csv(folder / "data/test.csv")
@@ -45,14 +47,17 @@ def test_a_generated_task_is_an_mlgym_task_the_agent_can_load(tmp_path):
     assert len(train) + len(test) == 178
     ws = prepare_workspace(t, tmp_path / "ws")
     assert not (ws / "hidden").exists() and label_leaks(ws, folder / "hidden") == []
+    assert not list(ws.rglob("reference*")) and "Reference" not in "".join(p.read_text() for p in ws.glob("*.py"))   # the agent never sees the reference
+    assert min(len(val), len(tst)) >= 30                                      # re-split: 18 + 18 held-out rows were too few for a stable metric
 
 
 @pytest.mark.parametrize("kind", sorted(BASELINES))
 def test_every_kind_of_task_gets_data_and_code(tmp_path, kind):
     dataset_id = next(i for i, e in CATALOG.items() if e.task_kind == kind)
-    t = generate_task(proposal(dataset_id), catalog_card(dataset_id), ScriptedLLM(scripted_taskgen(p_bug=0)), tmp_path)
+    t = generate_task(proposal(dataset_id), catalog_card(dataset_id), ScriptedLLM(scripted_taskgen(p_bug=0)), tmp_path,
+                      TaskgenOptions(min_eval_rows=0))               # karate, the one node-classification dataset, is too small for 30 rows
     assert isinstance(t, Task), t
-    files = {n: (Path(t.path) / n).read_text() for n in ("baseline.py", "evaluate.py")}
+    files = {n: teacher_file(t.path, n).read_text() for n in ("baseline.py", "evaluate.py", "reference.py")}
     for code in files.values(): compile(code, "x.py", "exec")
     assert f'"{t.metric}"' in files["evaluate.py"]
     spec = json.loads((Path(t.path) / "taskgen.json").read_text())["spec"]
@@ -80,8 +85,8 @@ def test_answer_parsing_takes_only_top_level_code_files():
     text = files_answer({"baseline.py": "a = 1", "evaluate.py": "b = 2", "description.md": "# T"})
     text += "\nFile: data/train.csv\n```\nid,y\n1,2\n```\nFile: task.yaml\n```yaml\nid: x\n```\n"
     files, missing = code_files(text)
-    assert sorted(files) == ["baseline.py", "description.md", "evaluate.py"] and missing == []
-    assert code_files("File: baseline.py\n```python\nx=1\n```")[1] == ["evaluate.py"]
+    assert sorted(files) == ["baseline.py", "description.md", "evaluate.py"] and missing == ["reference.py"]
+    assert code_files("File: baseline.py\n```python\nx=1\n```")[1] == ["evaluate.py", "reference.py"]
     assert parse_files('{"files": {"baseline.py": "x", "evaluate.py": "y"}}') == {"baseline.py": "x", "evaluate.py": "y"}
 
 
@@ -90,7 +95,7 @@ def test_malformed_teacher_output_is_repaired_once_then_rejected(tmp_path):
     llm = ScriptedLLM(["Here you go: ```python\nprint('no file names')\n```", good])
     t = generate_task(proposal("sklearn/iris"), catalog_card("sklearn/iris"), llm, tmp_path)
     assert isinstance(t, Task) and len(llm.calls) == 2
-    assert "missing baseline.py and evaluate.py" in llm.calls[1]["messages"][-1]["content"]
+    assert "missing baseline.py and evaluate.py and reference.py" in llm.calls[1]["messages"][-1]["content"]
     r = generate_task(proposal("sklearn/iris", pid="p2"), catalog_card("sklearn/iris"), ScriptedLLM(["nothing", "{not json"]), tmp_path)
     assert (r.stage, r.kind) == ("taskgen", "malformed") and r.answer == "{not json"
     assert sorted(p.name for p in tmp_path.iterdir()) == [t.id]           # no folder for the rejected task, no temp left
@@ -133,3 +138,31 @@ def test_the_stage_rejects_bad_units_with_their_reason_and_goes_on(tmp_path, mon
     before = {t.id: (Path(t.path) / "baseline.py").stat().st_mtime_ns for t in tasks}
     run_taskgen(cfg)                                                     # resume: nothing is written again
     assert {t.id: (Path(t.path) / "baseline.py").stat().st_mtime_ns for t in run.read("04_tasks", Task)} == before
+
+
+def test_a_held_out_part_too_small_is_re_split_or_rejected(tmp_path):
+    td = split_task_data(CATALOG["statsmodels/engel"].load(), "foodexp", "tabular-regression", "rmse", min_eval_rows=30)
+    assert (len(td.validation_labels), len(td.test_labels), len(td.train)) == (30, 30, 175)   # 235 rows: 24 + 23 held out before
+    t = generate_task(proposal("sklearn/linnerud"), catalog_card("sklearn/linnerud"), ScriptedLLM([]), tmp_path)   # 20 rows: cannot
+    assert (t.stage, t.kind) == ("taskgen", "too_few_rows") and "2 validation and 2 test rows" in t.reason
+    old = generate_task(proposal("sklearn/linnerud"), catalog_card("sklearn/linnerud"), ScriptedLLM(scripted_taskgen(p_bug=0)), tmp_path,
+                        TaskgenOptions(min_eval_rows=0))
+    assert isinstance(old, Task)                                         # what the quickstart used to keep: 2 test rows
+
+
+def test_two_proposals_for_the_same_dataset_target_and_metric_make_one_task(tmp_path):
+    cfg, run = _grounded_run(tmp_path, ["sklearn/digits", "sklearn/digits", "statsmodels/co2"])
+    run_taskgen(cfg)
+    tasks, rejections = run.read("04_tasks", Task), read_rejections(run, "04_tasks")
+    assert sorted(t.dataset_id for t in tasks) == ["sklearn/digits", "statsmodels/co2"]
+    (r,) = rejections
+    kept = next(t.id for t in tasks if t.dataset_id == "sklearn/digits")
+    assert r.kind == "duplicate_task" and kept in r.reason and "(kept)" in r.reason and r.dataset_id == "sklearn/digits"
+
+
+def test_options_out_of_range_are_one_line_errors(tmp_path):
+    from synthsci.core import SynthsciError
+    with pytest.raises(SynthsciError, match=r"^stages\.taskgen\.min_eval_rows must be >= 0, not -1$"): TaskgenOptions(min_eval_rows=-1)
+    with pytest.raises(SynthsciError, match="unknown bug"): TaskgenOptions(bugs=["typo"])
+    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "stages={taskgen: {workers: 0}}"])
+    with pytest.raises(SynthsciError, match=r"stages\.taskgen\.workers must be >= 1, not 0"): run_taskgen(cfg)

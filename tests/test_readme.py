@@ -1,0 +1,415 @@
+"""The README is made from nbs/index.ipynb and cannot drift from it; the numbers it shows are those of the committed run
+summaries (data/summaries/), read from its tables and sentences independently of the notebook's code; every command
+in its bash blocks runs as written, except those named in NOT_RUN with the reason (a key, a server, an MLGym checkout,
+a cluster or an hour), which are parsed instead."""
+import json, os, re, shlex, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+SUMS = ROOT / "data" / "summaries"
+VENV = Path(sys.executable).parent.parent          # the venv running the tests (the README says .venv)
+FIXTURE_TRAJ = ROOT / "tests" / "fixtures" / "trajectories" / "mlgym_foreign.traj.json"
+
+
+def summary() -> dict: return json.loads((SUMS / "quickstart.json").read_text())
+def plan_json() -> dict: return json.loads((SUMS / "plan_paper" / "plan.json").read_text())
+def time_record() -> dict:
+    "GNU time -v's record: label -> value."
+    return dict(l.strip().rsplit(": ", 1) for l in (SUMS / "quickstart.time.txt").read_text().splitlines()
+                if ": " in l and not l.strip().startswith("Command"))
+
+
+def copy_of_the_working_folder(dest: Path, *names: str) -> Path:
+    "`names` (files or folders of the repository) copied into `dest`, with .venv linked to the venv running the tests."
+    for n in names:
+        src = ROOT / n
+        if src.is_dir(): shutil.copytree(src, dest / n, ignore=lambda d, names: [x for x in names if x == "__pycache__"
+                                                                  or (Path(d) == ROOT / "data" and x in ("runs", "cache"))])
+        else: (dest / n).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(src, dest / n)
+    (dest / ".venv").symlink_to(VENV)
+    return dest
+
+
+# ---------------------------------------------------------------------------------------------- (a) one source
+
+def render(tmp: Path) -> str:
+    "README.md as `make readme` renders it from nbs/index.ipynb, in a copy of the working folder."
+    copy_of_the_working_folder(tmp, "nbs/index.ipynb", "data/summaries", "figures", "Makefile", "settings.ini", "setup.py")
+    r = subprocess.run(["make", "-o", ".venv/.installed", "readme"], cwd=tmp, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return (tmp / "README.md").read_text()
+
+
+def test_readme_is_rendered_from_index(tmp_path):
+    "README.md is exactly what `make readme` makes of nbs/index.ipynb: edit the notebook, then run `make readme`."
+    assert render(tmp_path) == README.read_text(), "README.md differs from nbs/index.ipynb rendered: run `make readme`"
+
+
+def test_index_notebook_runs_under_nbdev():
+    "nbdev's own runner executes the index (as `nbdev_test` would), and nothing in it is slow."
+    from nbdev.test import test_nb
+    ok, seconds = test_nb(ROOT / "nbs" / "index.ipynb")
+    assert ok and seconds < 60, seconds
+
+
+def test_rendering_reads_the_summary(tmp_path):
+    "A changed summary changes the rendered README: its numbers are read, not typed."
+    s = summary()
+    s["stages"]["rollouts"]["calls"] = 123457
+    text = render_with(tmp_path, s)
+    assert "123,457" in text and "123,457" not in README.read_text()
+    assert mismatches(text) and any("rollouts" in m and "teacher calls" in m for m in mismatches(text))
+
+
+def render_with(tmp: Path, s: dict) -> str:
+    copy_of_the_working_folder(tmp / "w", "nbs/index.ipynb", "data/summaries", "figures", "Makefile", "settings.ini", "setup.py")
+    (tmp / "w" / "data" / "summaries" / "quickstart.json").write_text(json.dumps(s))
+    r = subprocess.run(["make", "-o", ".venv/.installed", "readme"], cwd=tmp / "w", capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return (tmp / "w" / "README.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- (b) the numbers
+
+NUMBER = re.compile(r"^-?[\d,]*\.?\d+$")
+
+
+def tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    "Every markdown table in `text`: (header cells, rows of cells)."
+    out, lines = [], text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].startswith("|") and i + 1 < len(lines) and re.match(r"^\|(\s*:?-+:?\s*\|)+$", lines[i + 1]):
+            cells = lambda l: [c.strip() for c in l.strip()[1:-1].split(" | ")]
+            header, rows, i = cells(lines[i]), [], i + 2
+            while i < len(lines) and lines[i].startswith("|"): rows.append(cells(lines[i])); i += 1
+            out.append((header, rows))
+        else: i += 1
+    return out
+
+
+def same(cell: str, value) -> bool:
+    "Does the README's `cell` state `value`, to the precision the cell shows? ('-', '' and 'n/a' state None.)"
+    if value is None: return cell in ("-", "", "n/a")
+    if isinstance(value, str) and not NUMBER.match(value.replace(",", "")): return cell == value
+    if not NUMBER.match(cell.replace(",", "")): return False
+    shown = float(cell.replace(",", ""))
+    decimals = len(cell.split(".")[1]) if "." in cell else 0
+    return abs(shown - float(str(value).replace(",", ""))) <= 0.5 * 10 ** -decimals + 1e-12
+
+
+def key(cell: str) -> str:
+    "The summary key a first cell names in backticks (`valid`, `grounding:contaminated`, `base`: ...)."
+    m = re.match(r"^`([^`]+)`", cell)
+    return m.group(1) if m else cell
+
+
+def section(text: str, start: str, end: str) -> str:
+    a = text.index(start)
+    return text[a:text.index(end, a)]
+
+
+STAGE_COLUMNS = {"units done": "units_done", "kept": "kept", "rejected": "rejected", "failed units": "errors",
+                 "teacher calls": "calls", "tokens in": "input_tokens", "tokens out": "output_tokens", "wall (s)": "wall_s"}
+
+
+def check_table(header: list[str], rows: list[list[str]], s: dict, t: dict, p: dict) -> list[str]:
+    "What in one README table disagrees with the summary (s), the time record (t) or the plan (p); a table of unknown shape is one problem."
+    bad, h = [], header[0]
+    F = s["funnels"]["validate"]
+    def keyed(rows, d, what):
+        if {key(r[0]) for r in rows} != set(d): bad.append(f"{what}: rows {sorted(key(r[0]) for r in rows)} != summary {sorted(d)}")
+        bad.extend(f"{what} {key(r[0])}: README {r[1]!r}, summary {d.get(key(r[0]))!r}" for r in rows if not same(r[1], d.get(key(r[0]))))
+    if h == "time and memory":
+        for label, value, source in rows:
+            m = re.match(r"^(GNU time|summary): `(.+)`$", source)
+            if not m: bad.append(f"time row {label!r}: no source"); continue
+            if m.group(1) == "GNU time": want = t.get(m.group(2))
+            else:
+                want = s
+                for k in m.group(2).split("."): want = want[k]
+            if not same(value, want): bad.append(f"time row {label!r}: README {value!r}, {m.group(1)} {want!r}")
+    elif header[:2] == ["stage", "units done"]:
+        if [key(r[0]) for r in rows] != list(s["stages"]): bad.append(f"stage rows {[key(r[0]) for r in rows]} != summary {list(s['stages'])}")
+        for r in rows:
+            st = s["stages"].get(key(r[0]), {})
+            for col, cell in zip(header[1:], r[1:]):
+                want = st.get("disk_bytes", 0) / 1e6 if col == "disk (MB)" else st.get(STAGE_COLUMNS[col])
+                if not same(cell, want): bad.append(f"stage {key(r[0])}, {col}: README {cell!r}, summary {want!r}")
+    elif h == "validation funnel":
+        keyed(rows, {k: v for k, v in F.items() if not isinstance(v, dict)}, "validation funnel")
+    elif h == "rejection (`stage:reason`)": keyed(rows, F["rejections"], "rejection")
+    elif h == "failed attempt, by kind": keyed(rows, F["failed_attempts"], "failed attempt")
+    elif h == "kind of valid task": keyed(rows, F["valid_kinds"], "valid kind")
+    elif h == "trajectory filter step":
+        want = [[f"`{r['step']}`", r["kept"], r["dropped"]] for r in s["funnels"]["filter"]]
+        if len(rows) != len(want) or any(a[0] != b[0] or not same(a[1], b[1]) or not same(a[2], b[2]) for a, b in zip(rows, want)):
+            bad.append(f"filter funnel: README {rows}, summary {want}")
+    elif h == "held-out task":
+        methods, tables_ = [key(c) for c in header[2:]], {"best attempt": "best_attempt", "best submission": "best_submission"}
+        seen = set()
+        for r in rows:
+            task, which = key(r[0]), tables_.get(r[1])
+            seen.add((which, task))
+            for m, cell in zip(methods, r[2:]):
+                want = (s["scores"] or {}).get(which, {}).get(task, {}).get(m, "missing")
+                if want == "missing" or not same(cell, want): bad.append(f"score {which} {task} {m}: README {cell!r}, summary {want!r}")
+        if seen != {(w, task) for w, tb in (s["scores"] or {}).items() for task in tb}: bad.append(f"score rows {sorted(seen)}")
+    elif h == "method":
+        aup = {r["method"]: r for r in s["aup"] or []}
+        if {key(r[0]) for r in rows} != set(aup): bad.append(f"AUP rows {[key(r[0]) for r in rows]} != summary {sorted(aup)}")
+        for r in rows:
+            a = aup.get(key(r[0]), {})
+            if not (same(r[1], a.get("best_aup")) and same(r[2], a.get("last_aup"))): bad.append(f"AUP {key(r[0])}: README {r[1:]}, summary {a}")
+    elif header == ["stage", "quantity", "value", "unit", "source"]:
+        prow = {(r["stage"], r["quantity"]): r for r in p["rows"]}
+        for st, q, value, unit, source in rows:
+            want = prow.get((st, q))
+            if want is None or not same(value, want["value"]) or unit != want["unit"] or source != want["source"]:
+                bad.append(f"plan {st} {q}: README {value!r} {unit!r}, plan.json {want and (want['value'], want['unit'])}")
+    else: bad.append(f"a table the test cannot check: {header}")
+    return bad
+
+
+OPTIONAL = {r"Every grounding refusal \((\d+)\)", r"grounded = proposals = (\d+)", r"any of the (\d+) held-out tasks"}   # sentences the data may leave out
+PROSE = [  # (a claim in the quickstart section's sentences, what it must state): every number there is one of these
+    (r"created (\S+)\)", lambda s, t: s["created"]),
+    (r"commit `(\w+)` with that", lambda s, t: s["git_revision"][:7]),
+    (r"The job got (\d+%) of one CPU", lambda s, t: t["Percent of CPU this job got"]),
+    (r"they cost \$([\d.]+)\.", lambda s, t: sum(st["cost_usd"] or 0 for st in s["stages"].values())),
+    (r"run folder holds ([\d,]+) MB", lambda s, t: s["disk_bytes"]["total"] / 1e6),
+    (r"([\d.]+)% of it the train stage", lambda s, t: 100 * s["stages"]["train"]["disk_bytes"] / s["disk_bytes"]["total"]),
+    (r"Every grounding refusal \((\d+)\)", lambda s, t: sum(v for k, v in s["funnels"]["validate"]["rejections"].items() if k.startswith("grounding:"))),
+    (r"grounded = proposals = (\d+)", lambda s, t: s["funnels"]["validate"]["grounded"]),
+    (r"failed attempts (\d+);", lambda s, t: sum(s["funnels"]["validate"]["failed_attempts"].values())),
+    (r"fixes tried (\d+)", lambda s, t: s["funnels"]["validate"]["fixes"]),
+    (r"rewrites\s+tried (\d+)", lambda s, t: s["funnels"]["validate"]["rewrites"]),
+    (r"rescued by a fix (\d+)", lambda s, t: s["funnels"]["validate"]["rescued_by_fix"]),
+    (r"by a rewrite\s+(\d+);", lambda s, t: s["funnels"]["validate"]["rescued_by_rewrite"]),
+    (r"tasks discarded (\d+)\.", lambda s, t: s["funnels"]["validate"]["validated"] - s["funnels"]["validate"]["valid"]),
+    (r"any of the (\d+) held-out tasks", lambda s, t: len(s["scores"]["best_attempt"])),
+]
+STANDALONE_NUMBER = re.compile(r"(?<![\w.$-])\$?\d[\d,]*(?:\.\d+)?%?(?![\w-])")
+
+
+def mismatches(text: str) -> list[str]:
+    "Every disagreement between the README `text` and the committed summaries (an empty list: none)."
+    s, t, p = summary(), time_record(), plan_json()
+    bad = []
+    qs = section(text, "### What the quickstart did", "### A real teacher")
+    found = tables(qs)
+    want = {"time and memory", "stage", "validation funnel", "rejection (`stage:reason`)", "failed attempt, by kind",
+            "kind of valid task", "trajectory filter step", "held-out task", "method"}
+    if {h[0] for h, _ in found} != want: bad.append(f"the quickstart section's tables are {sorted(h[0] for h, _ in found)}, expected {sorted(want)}")
+    plan = [tb for tb in tables(section(text, "## Scale", "## Offline by design")) if tb[0][:2] == ["stage", "quantity"]]
+    if len(plan) != 1: bad.append(f"the Scale section has {len(plan)} plan tables, expected 1")
+    for header, rows in found + plan: bad.extend(check_table(header, rows, s, t, p))
+    # the sentences: each claim above states its value, and no other number is there unchecked
+    prose = "\n".join(l for l in qs.splitlines() if not l.startswith("|"))
+    checked = []
+    for pattern, value in PROSE:
+        ms = list(re.finditer(pattern, prose))
+        if not ms and pattern in OPTIONAL: continue
+        if len(ms) != 1: bad.append(f"the claim /{pattern}/ is in the quickstart section {len(ms)} times, expected once"); continue
+        if not same(ms[0].group(1).rstrip("%"), value(s, t) if not isinstance(value(s, t), str) else value(s, t).rstrip("%")):
+            bad.append(f"the claim /{pattern}/: README {ms[0].group(1)!r}, summary {value(s, t)!r}")
+        checked.append(ms[0].span())
+    for m in STANDALONE_NUMBER.finditer(prose):
+        inside_code = prose[:m.start()].count("`") % 2 == 1
+        if not inside_code and not any(a <= m.start() < b for a, b in checked):
+            bad.append(f"an unchecked number in the quickstart section: {m.group()!r} in {prose[max(0, m.start() - 60):m.end() + 20]!r}")
+    return bad
+
+
+def test_readme_numbers_match_the_summaries():
+    assert mismatches(README.read_text()) == []
+
+
+@pytest.mark.parametrize("old, new", [
+    ("| `valid` | 11 |", "| `valid` | 12 |"),                              # a count of the funnel
+    ("| `rollouts` | 22 |", "| `rollouts` | 23 |"),                        # a stage's units
+    ("| 0.400 | 0.400 |", "| 0.400 | 0.410 |"),                            # an AUP
+    ("| 1:12:23 |", "| 0:42:23 |"),                                        # the wall time
+    ("| 13% |", "| 31% |"),                                                # the machine's share
+    ("| `time-series-forecasting` | 3 |\n", ""),                            # a row left out
+    ("run folder holds 3,790 MB", "run folder holds 379 MB"),               # a number in a sentence
+    ("| wall | total days | 0.2966 |", "| wall | total days | 0.1966 |"),   # the plan
+    ("The job got 13% of one CPU over the run:", "The job got 13% of one CPU over the run, 2 cores:"),   # a number typed by hand
+])
+def test_a_planted_error_is_found(old, new):
+    "Each kind of drift between the README and the summaries is caught (the edits are made to a copy)."
+    text = README.read_text()
+    assert old in text, old
+    assert mismatches(text.replace(old, new, 1)), (old, new)
+
+
+def test_every_link_and_image_exists():
+    "The files the README links to (figures, notebooks, folders) are in the repository."
+    text = README.read_text()
+    paths = [p for p in re.findall(r"\]\(([^)]+)\)", text) if "://" not in p and not p.startswith("#")]
+    assert paths and [p for p in paths if not (ROOT / p).exists()] == []
+
+
+def test_the_tour_names_every_notebook_and_command():
+    from synthsci.cli import build_parser
+    text = README.read_text()
+    assert [nb.stem for nb in sorted((ROOT / "nbs").glob("[0-9]*.ipynb")) if f"`{nb.stem}`" not in text] == []
+    assert [c for c in build_parser().commands if f"synthsci {c}" not in text and c not in ("topics", "proposals", "grounding",
+            "taskgen", "validate", "rollouts", "filter", "sftdata", "train", "evaluate")] == []
+
+
+# ---------------------------------------------------------------------------------------------- (c) the commands
+
+def commands(text: str) -> list[str]:
+    "The command lines of the README's bash blocks, in order (continuation lines joined)."
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.strip(): out.append(line.strip())
+    return out
+
+
+def run_verbatim(command: str, cwd: Path, env=None, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def config_parses(command: str, cwd: Path):
+    "A `synthsci run` line (after any `/usr/bin/time -v -o FILE`): its arguments, its config, its overrides and every stage's options are accepted."
+    from synthsci.cli import build_parser
+    from synthsci.core import load_config
+    from synthsci.pipeline import check_options, plan
+    argv = shlex.split(command, comments=True)
+    if argv[0] == "/usr/bin/time": argv = argv[argv.index("-o") + 2:]
+    assert argv[0] == ".venv/bin/synthsci" and argv[1] == "run", argv
+    args = build_parser().commands["run"].parse_intermixed_args(argv[2:])
+    cfg = load_config(ROOT / args.config, args.overrides)
+    check_options(cfg, plan(cfg, None, args.stages.split(",") if args.stages else None))
+
+
+def answers_help(command: list[str], *flags: str):
+    def check(cmd, cwd):
+        r = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and all(f in r.stdout for f in flags), r.stdout + r.stderr
+    return check
+
+
+def dry_run_of_make(target: str, expected: str):
+    def check(cmd, cwd):
+        r = subprocess.run(["make", "-n", "-o", ".venv/.installed", target], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and expected in r.stdout, r.stdout + r.stderr
+    return check
+
+
+def one_line_error_not_usage(expected: str):
+    "Run as written with HOME in the test's folder (no MLGym checkout there): the arguments parse, and the command says what is missing."
+    def check(cmd, cwd):
+        r = run_verbatim(cmd, cwd, env={"HOME": str(cwd / "home")})
+        assert r.returncode == 2 and "usage:" not in r.stderr and expected in r.stderr, r.stderr
+    return check
+
+
+def shell_syntax(cmd, cwd):
+    assert subprocess.run(["bash", "-n", "-c", cmd]).returncode == 0
+
+
+def time_and_config(cmd, cwd):
+    config_parses(cmd, cwd)
+    if not Path("/usr/bin/time").exists(): pytest.skip("GNU time is not installed here (apt-get install time); the rest of the line parsed")
+
+
+NOT_RUN = {  # README command -> (why it is not run here, what is checked instead)
+    "make quickstart   # set up (venv, packages, bubblewrap) and run the pipeline end to end on the offline defaults":
+        ("the whole pipeline: over an hour here (the quickstart section)", dry_run_of_make("quickstart", "synthsci run configs/quickstart.yaml")),
+    "make test         # set up and run every test, offline":
+        ("every test, this one included", dry_run_of_make("test", "pytest")),
+    "export ANTHROPIC_API_KEY=...        # or OPENAI_API_KEY=...":
+        ("sets the reader's key", shell_syntax),
+    ".venv/bin/synthsci run configs/quickstart.yaml teacher.spec=anthropic:claude-sonnet-4-6 budget_usd=5 run_id=sonnet":
+        ("needs an Anthropic key and spends money", config_parses),
+    ".venv/bin/synthsci run configs/quickstart.yaml teacher.spec=openai:Qwen3-8B@http://127.0.0.1:8000/v1 run_id=qwen3-8b   # vLLM, Ollama, transformers serve":
+        ("needs a Qwen3-8B server on 127.0.0.1:8000", config_parses),
+    ".venv/bin/synthsci serve --port 8000":
+        ("a server that runs until stopped, on a fixed port other tests may hold (tests/test_real_model.py and tests/test_llm_batch.py drive the same server)",
+         answers_help([str(VENV / "bin" / "synthsci"), "serve", "--help"], "--port")),
+    ".venv/bin/synthsci run configs/quickstart.yaml teacher.spec=openai:smollm2@http://127.0.0.1:8000/v1 teacher.max_concurrency=1 teacher.timeout_s=900 run_id=smollm2":
+        ("needs the server above, and hours of CPU", config_parses),
+    ".venv/bin/synthsci mlgym prepare --mlgym-root ~/MLGym                # build what MLGym's helper scripts build (House Price's split)":
+        ("needs an MLGym checkout (tests/test_mlgym.py runs the adapter on a fixture checkout)", one_line_error_not_usage("is not an MLGym checkout")),
+    ".venv/bin/synthsci mlgym --mlgym-root ~/MLGym --policy local --k 4   # your MLGym checkout, unmodified: every task YAML a row":
+        ("needs an MLGym checkout, and hours", one_line_error_not_usage("is not an MLGym checkout")),
+    ".venv/bin/synthsci aup mlgym_results/best_attempt.csv --last mlgym_results/best_submission.csv   # directions come with the tables":
+        ("reads the tables the mlgym command above writes", one_line_error_not_usage("best_attempt.csv does not exist")),
+    "/usr/bin/time -v -o data/summaries/quickstart.time.txt .venv/bin/synthsci run configs/quickstart.yaml":
+        ("the whole pipeline: over an hour here", time_and_config),
+    "make readme":
+        ("test_readme_is_rendered_from_index runs it, in a copy of the working folder", dry_run_of_make("readme", "nbconvert")),
+    ".venv/bin/ray start --head --port=6379":
+        ("starts a Ray cluster's daemons, which outlive the command (tests/test_rollouts.py starts a local cluster through ray.init)",
+         answers_help([str(VENV / "bin" / "ray"), "start", "--help"], "--head", "--port")),
+    ".venv/bin/ray start --address=HEAD_IP:6379":
+        ("needs a head node", answers_help([str(VENV / "bin" / "ray"), "start", "--help"], "--address")),
+    ".venv/bin/synthsci run configs/quickstart.yaml stages.rollouts.ray_address=auto run_id=onray":
+        ("needs the Ray cluster above, and an hour", config_parses),
+}
+
+EXPECTED = {  # README command run as written -> (exit status, text its output must hold); the others: 0 and some output
+    '.venv/bin/synthsci sandbox --timeout 10 -- python3 -c "import socket; socket.create_connection((\'1.1.1.1\', 53))"   # fails: no network':
+        (1, "Network is unreachable"),
+}
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """A copy of the working folder with a small run in data/runs/quickstart (its first two stages, the scripted teacher)
+    and, where the run's rollouts would be, a fixture trajectory (the rollouts take minutes)."""
+    tmp = copy_of_the_working_folder(tmp_path_factory.mktemp("readme"), "configs", "data", "synthsci", "Makefile", "settings.ini", "setup.py")
+    (tmp / "home").mkdir()
+    r = subprocess.run([str(tmp / ".venv" / "bin" / "synthsci"), "run", "configs/quickstart.yaml", "--stages", "topics,proposals"],
+                       cwd=tmp, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    traj = tmp / "data" / "runs" / "quickstart" / "06_rollouts" / "traj" / "fixture" / "fixture.traj"
+    traj.parent.mkdir(parents=True)
+    shutil.copy(FIXTURE_TRAJ, traj)
+    return tmp
+
+
+def test_every_command_is_run_or_named():
+    "No README command is skipped silently: each is run, or named in NOT_RUN; every NOT_RUN entry is still in the README."
+    cmds = commands(README.read_text())
+    assert len(cmds) >= 20
+    assert [c for c in NOT_RUN if c not in cmds] == []
+    assert [c for c in EXPECTED if c not in cmds] == []
+
+
+@pytest.mark.parametrize("command", [c for c in commands(README.read_text()) if c in NOT_RUN])
+def test_a_command_not_run_parses(command, folder):
+    NOT_RUN[command][1](command, folder)
+
+
+def test_every_other_command_runs_as_written(folder):
+    "In README order, from the copy's root, as bash runs them."
+    ran = []
+    for command in commands(README.read_text()):
+        if command in NOT_RUN: continue
+        r = run_verbatim(command, folder, timeout=600)
+        status, text = EXPECTED.get(command, (0, ""))
+        assert r.returncode == status and text in r.stdout + r.stderr and (r.stdout + r.stderr).strip(), \
+            f"{command}\nexit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+        ran.append(command)
+    assert len(ran) >= 10
+    assert (folder / "traj.html").exists() and (folder / "data" / "runs" / "seed3" / "01_topics").is_dir()
+    assert list(json.loads((folder / "data" / "summaries" / "quickstart.json").read_text())["stages"]) == ["topics", "proposals"]
+    assert (folder / "data" / "summaries" / "plan_paper" / "plan.md").read_text().startswith("# Plan: configs/paper.yaml from data/runs/quickstart")
+
+
+def test_yaml_blocks_are_valid_configs(tmp_path):
+    "A YAML block in the README is a run config (or part of one) that synthsci accepts."
+    from synthsci.core import load_config
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
+    assert blocks
+    for i, b in enumerate(blocks):
+        (tmp_path / f"{i}.yaml").write_text(b)
+        load_config(tmp_path / f"{i}.yaml")

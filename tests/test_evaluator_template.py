@@ -132,7 +132,7 @@ def tasks(tmp_path_factory):
     "Two generated tasks (classification, regression; validated, which records their baseline) and two suite tasks."
     d = tmp_path_factory.mktemp("evaluator")
     out = {}
-    for dataset_id in ("sklearn/wine", "sklearn/diabetes"):
+    for dataset_id in ("sklearn/digits", "sklearn/diabetes"):
         t = generate_task(proposal(dataset_id), catalog_card(dataset_id), ScriptedLLM(scripted_taskgen(p_bug=0)), d / "gen")
         report, _ = validate_task(t, None, ValidateOptions(timeout_s=60, eval_timeout_s=60, agent_check=False, k=1, quality=False))
         assert report.passed, report.errors
@@ -142,7 +142,7 @@ def tasks(tmp_path_factory):
     return out
 
 
-NAMES = ("sklearn/wine", "sklearn/diabetes", "sklearn/breast_cancer", "statsmodels/fair")
+NAMES = ("sklearn/digits", "sklearn/diabetes", "sklearn/breast_cancer", "statsmodels/fair")
 
 
 def test_the_suite_and_the_generated_tasks_share_one_evaluator_template(tasks):
@@ -226,7 +226,7 @@ def test_a_bad_submission_is_rejected_with_its_reason_and_no_score(tasks, name, 
     assert_rejected(evaluate(t.path, f, "validation" if case == "one_repeat" else "test"), reason)   # the checks come before any labels
 
 
-@pytest.mark.parametrize("name", ("sklearn/wine", "sklearn/breast_cancer"))
+@pytest.mark.parametrize("name", ("sklearn/digits", "sklearn/breast_cancer"))
 def test_the_repeated_rows_attack_would_have_lifted_a_naive_score(tasks, name):
     "The attack the duplicate check stops is real: merged on id without a check, the repeats lift the accuracy."
     t = tasks[name]
@@ -243,7 +243,7 @@ def test_a_non_finite_metric_is_never_printed(tasks, tmp_path):
 
 
 def test_a_missing_submission_file_is_rejected(tasks, tmp_path):
-    assert_rejected(evaluate(tasks["sklearn/wine"].path, tmp_path / "nothing.csv"), "unreadable")
+    assert_rejected(evaluate(tasks["sklearn/digits"].path, tmp_path / "nothing.csv"), "unreadable")
 
 
 def test_every_reason_is_named_and_the_seeded_evaluator_bugs_still_bite(tasks, tmp_path):
@@ -273,7 +273,7 @@ def scores_over_runs(folder, submission, n: int = 4) -> list[dict]:
 def deterministic(scores: list[dict]) -> bool: return len(scores) > 2 and all(s == scores[0] for s in scores)
 
 
-@pytest.mark.parametrize("name", ("sklearn/wine", "statsmodels/fair"))
+@pytest.mark.parametrize("name", ("sklearn/digits", "statsmodels/fair"))
 def test_the_evaluator_gives_the_same_score_every_run_and_the_check_catches_planted_noise(tasks, name, tmp_path):
     t = tasks[name]
     runs = scores_over_runs(t.path, t.baseline)

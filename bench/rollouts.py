@@ -90,7 +90,7 @@ def main(argv=None):
             try:
                 import ray
                 c = 16
-                ray.init(num_cpus=c, include_dashboard=False, log_to_driver=False)   # a local cluster with 16 logical CPUs
+                ray.init(num_cpus=c, resources={"synthsci_sandbox": c}, include_dashboard=False, log_to_driver=False)   # a local cluster with 16 logical CPUs
                 ray_r = measure(root / "runs", tasks, c, c * rounds, delay, steps, ray_address="auto", cpus=1.0)
                 ray.shutdown()
                 pool_r = next(x for x in out["levels"] if x["concurrency"] == c)

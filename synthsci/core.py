@@ -533,7 +533,7 @@ OPERATIONAL_FIELDS = (   # config fields a resumed run may change: how it runs, 
     *(f"{role}.{f}" for role in ("teacher", "student")
       for f in ("cache", "cache_dir", "max_retries", "max_concurrency", "requests_per_minute", "tokens_per_minute", "batch")),
     "stages.*.workers", "stages.*.progress",
-    "stages.rollouts.ray_address", "stages.rollouts.cpus_per_rollout", "stages.rollouts.gpus_per_rollout", "stages.rollouts.keep_workspaces",
+    "stages.rollouts.ray_address", "stages.rollouts.sandbox_resource", "stages.rollouts.node_retries", "stages.rollouts.ship_tasks", "stages.rollouts.scratch_dir", "stages.rollouts.cpus_per_rollout", "stages.rollouts.gpus_per_rollout", "stages.rollouts.keep_workspaces",
 )
 _UNSET = object()
 

@@ -346,10 +346,10 @@ NOT_RUN = {  # README command -> (why it is not run here, what is checked instea
         ("the whole pipeline: over an hour here", time_and_config),
     "make readme":
         ("test_readme_is_rendered_from_index runs it, in a copy of the working folder", dry_run_of_make("readme", "nbconvert")),
-    ".venv/bin/ray start --head --port=6379":
-        ("starts a Ray cluster's daemons, which outlive the command (tests/test_rollouts.py starts a local cluster through ray.init)",
+    ".venv/bin/ray start --head --port=6379 --resources='{\"synthsci_sandbox\": N}'":
+        ("starts a Ray cluster's daemons, which outlive the command (tests/test_ray_cluster.py starts a three-node cluster with it)",
          answers_help([str(VENV / "bin" / "ray"), "start", "--help"], "--head", "--port")),
-    ".venv/bin/ray start --address=HEAD_IP:6379":
+    ".venv/bin/ray start --address=HEAD_IP:6379 --resources='{\"synthsci_sandbox\": N}'":
         ("needs a head node", answers_help([str(VENV / "bin" / "ray"), "start", "--help"], "--address")),
     ".venv/bin/synthsci run configs/quickstart.yaml stages.rollouts.ray_address=auto run_id=onray":
         ("needs the Ray cluster above, and an hour", config_parses),

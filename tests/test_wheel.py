@@ -16,7 +16,7 @@ pipeline: [topics, proposals, grounding, taskgen, validate, rollouts]
 stages:
   topics: {n_topics: 2, areas: [tabular]}
   taskgen: {p_bug: 0.0, workers: 1}
-  validate: {k: 2, timeout_s: 60, workers: 1}
+  validate: {k: 2, timeout_s: 60, workers: 1, quality: false}   # this test is about the installed package; the task-quality checks have their own tests
   rollouts: {n_per_task: 1, workers: 1, max_steps: 30, expert: {attempts: [1, 1], p_slow: 0, run_timeout_s: 60}}
 """
 

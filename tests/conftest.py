@@ -7,6 +7,15 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def two_tasks(tmp_path, names=("wine", "diabetes")) -> Path:
+    "A folder with fixture tasks (hand-written fixtures: wine, classification; diabetes, regression), copied once per tmp_path."
+    import shutil
+    d = tmp_path / "tasks"
+    if not d.exists():
+        for t in names: shutil.copytree(FIXTURES / "tasks" / t, d / t)
+    return d
+
+
 class RecordedServer:
     "Serves recorded responses in order (the last one repeats) and keeps every request it received."
     def __init__(self):

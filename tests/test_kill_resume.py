@@ -6,15 +6,11 @@ from pathlib import Path
 import pytest
 from synthsci.core import Run, Trajectory
 
+from conftest import two_tasks
+
 FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
 
 
-def two_tasks(tmp_path) -> Path:
-    "A folder with two of the fixture tasks (hand-written fixtures: wine, classification; diabetes, regression)."
-    d = tmp_path / "tasks"
-    if not d.exists():
-        for t in ("wine", "diabetes"): shutil.copytree(FIXTURES / t, d / t)
-    return d
 UNITS = ["diabetes-s0", "wine-s0"]   # the fixture tasks, one rollout each, one at a time
 
 

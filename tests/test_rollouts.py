@@ -6,15 +6,11 @@ import pytest
 from synthsci.core import Run, Task, Trajectory, ValidationReport, load_config, write_jsonl, SynthsciError
 from synthsci.rollouts import run_rollouts
 
+from conftest import two_tasks
+
 FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
 
 
-def two_tasks(tmp_path) -> Path:
-    "A folder with two of the fixture tasks (hand-written fixtures: wine, classification; diabetes, regression)."
-    d = tmp_path / "tasks"
-    if not d.exists():
-        for t in ("wine", "diabetes"): shutil.copytree(FIXTURES / t, d / t)
-    return d
 ROOT = Path(__file__).parent.parent
 
 

@@ -8,14 +8,18 @@ import argparse, csv, json, math, sys, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
-from .core import (EvalResult, Record, RunConfig, SynthsciError, atomic_write, open_run, run_stage, stable_hash, stage_dir_name,
+from collections import Counter
+from .core import (EvalResult, Record, RunConfig, SynthsciError, atomic_write, check_ranges, open_run, run_stage, stable_hash,
+                           stage_dir_name, stage_options,
                            upstream)
 
 # %% auto 0
-__all__ = ['EPS', 'N_POINTS', 'MLGYM_MINIMIZE', 'DIRECTIONS_FILE', 'as_table', 'methods_of', 'task_ratios', 'AUPWarning',
-           'infeasible_tasks', 'drop_infeasible', 'tau_max_of', 'Profiles', 'performance_profiles', 'aup',
-           'read_scores', 'score_tables', 'read_directions', 'directions_beside', 'minimize_of', 'aup_report',
-           'aup_main', 'AUPResult', 'usable_tables', 'aup_of', 'eval_directions', 'run_aup']
+__all__ = ['EPS', 'N_POINTS', 'MLGYM_MINIMIZE', 'DIRECTIONS_FILE', 'NORMALIZATIONS', 'STATS_FILE', 'as_table', 'methods_of',
+           'task_ratios', 'AUPWarning', 'infeasible_tasks', 'drop_infeasible', 'tau_max_of', 'Profiles',
+           'performance_profiles', 'aup', 'read_scores', 'score_tables', 'read_directions', 'directions_beside',
+           'minimize_of', 'aup_report', 'aup_main', 'AUPResult', 'usable_tables', 'aup_of', 'AUPOptions', 'run_values',
+           'normalized', 'resamples', 'identity_draw', 'percentile_interval', 'mean_difference', 'draw_aup',
+           'traj_index', 'method_stats', 'eval_stats', 'eval_directions', 'run_aup']
 
 # %% ../nbs/41_aup.ipynb
 EPS = 0.05          # an infeasible or missing method gets (1 + EPS) times the task's worst feasible ratio
@@ -296,14 +300,188 @@ def aup_of(results: list[EvalResult], minimize=()) -> list[AUPResult]:
                       tasks=rep["tasks"], minimize=minimize, dropped_tasks=dropped, tau_max=rep["tau_max"]) for m in rep["methods"]]
 
 # %% ../nbs/41_aup.ipynb
+NORMALIZATIONS = ("baseline", "range")
+
+@dataclass
+class AUPOptions:
+    "Options of the aup stage (`stages.aup` in a run config): the comparison and its bootstrap."
+    treatment: str = "finetuned"     # the method whose gain is measured ...
+    control: str = "base"            # ... over this one (both as the evaluate stage names them)
+    confidence: float = 0.95         # of the percentile intervals
+    n_resamples: int = 1000          # bootstrap resamples (each recomputes AUP on a resampled table)
+    seed: int = 0                    # of the bootstrap's generator
+    normalize: str = "baseline"      # 'baseline': (s - b) / |b| in the better direction, clipped to [-1, 1]; 'range': [0, 1] per task
+
+    def __post_init__(self):
+
+        check_ranges(self, confidence=(0, 1), n_resamples=(1, None), seed=(0, 2**32 - 1))
+        if not 0 < self.confidence < 1: raise SynthsciError(f"confidence must be between 0 and 1 (exclusive), not {self.confidence}")
+        if self.normalize not in NORMALIZATIONS: raise SynthsciError(f"normalize must be one of {', '.join(NORMALIZATIONS)}, not {self.normalize!r}")
+        if self.treatment == self.control: raise SynthsciError(f"treatment and control are both {self.treatment!r}: compare two methods")
+
+def _num(v) -> Optional[float]:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+def run_values(r: EvalResult, kind: str) -> list[Optional[float]]:
+    "One value per run of `r` ('best_attempt' or 'submission'), None where the run has none; a baseline record is one run."
+    if r.method == "baseline" or not any(isinstance(s, dict) and "run" in s for s in r.scores or []):
+        return [_num(r.best_attempt if kind == "best_attempt" else r.best_submission)]
+    return [_num(s.get(kind)) for s in r.scores if isinstance(s, dict) and "run" in s]
+
+def normalized(values: list[Optional[float]], base: Optional[float], direction: str, how: str = "baseline",
+               lo_hi: Optional[tuple[float, float]] = None) -> list[float]:
+    "Each run's score made comparable across tasks (see the text above): None gets the floor."
+    sign = -1.0 if direction == "min" else 1.0
+    if how == "baseline":
+        if base is None: raise SynthsciError("the 'baseline' normalization needs the task's baseline score")
+        scale = abs(base) or 1.0
+        return [-1.0 if v is None else float(min(1.0, max(-1.0, sign * (v - base) / scale))) for v in values]
+    worst, best = lo_hi                       # in the better direction: (v - worst) / (best - worst) is 0 at the worst, 1 at the best
+    return [0.0 if v is None or best == worst else float((v - worst) / (best - worst)) for v in values]
+
+# %% ../nbs/41_aup.ipynb
+def resamples(runs: Mapping[str, Mapping[str, int]], n_resamples: int, seed: int = 0):
+    "Bootstrap draws over `runs` (task -> method -> number of runs): each a list of `(task, {method: run indices})`, tasks drawn with replacement, runs within each."
+    import numpy as np
+    rng, tasks = np.random.default_rng(seed), list(runs)
+    for _ in range(n_resamples):
+        yield [(tasks[i], {m: rng.integers(0, n, n) for m, n in runs[tasks[i]].items()}) for i in rng.integers(0, len(tasks), len(tasks))]
+
+def identity_draw(runs: Mapping[str, Mapping[str, int]]) -> list:
+    "The sample itself, as a draw: every task once, every run once."
+    import numpy as np
+    return [(t, {m: np.arange(n) for m, n in ms.items()}) for t, ms in runs.items()]
+
+def percentile_interval(stats, confidence: float) -> dict:
+    "`{low, high, resamples}`: the percentile interval of the finite values of `stats` (None when there are none)."
+    import numpy as np
+    s = np.asarray(stats, dtype=float); s = s[np.isfinite(s)]
+    if not len(s): return dict(low=None, high=None, resamples=0)
+    lo, hi = np.quantile(s, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return dict(low=float(lo), high=float(hi), resamples=int(len(s)))
+
+def mean_difference(z: Mapping, draw, treatment: str, control: str) -> float:
+    "The mean over the draw's tasks of (mean normalized score of the treatment's drawn runs - the control's)."
+    import numpy as np
+    return float(np.mean([z[t][treatment][ix[treatment]].mean() - z[t][control][ix[control]].mean() for t, ix in draw]))
+
+def draw_aup(values: Mapping, draw, directions: Mapping[str, str]) -> Optional[dict]:
+    "Every method's AUP on the table of one draw (a drawn task is a row of its own; a method's cell is the best of its drawn runs), None when AUP is undefined there."
+    table, minimize = {}, []
+    for j, (t, ix) in enumerate(draw):
+        pick, row = (min if directions.get(t) == "min" else max), {}
+        for m, idx in ix.items():
+            got = [values[t][m][i] for i in idx if values[t][m][i] is not None]
+            row[m] = pick(got) if got else None
+        table[f"{t}#{j}"] = row
+        if directions.get(t) == "min": minimize.append(f"{t}#{j}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AUPWarning)
+        try: return aup(table, minimize)
+        except SynthsciError: return None
+
+# %% ../nbs/41_aup.ipynb
+def traj_index(root: Optional[Path]) -> dict[str, Path]:
+    "Run id -> its `.traj` file under the evaluate stage's `runs/` folder (`<method>/traj/<run>/<run>.traj`)."
+    return {p.stem: p for p in sorted(Path(root).glob("*/traj/*/*.traj"))} if root and Path(root).is_dir() else {}
+
+def method_stats(results: list[EvalResult], trajs: Mapping[str, Path]) -> dict:
+    "One method's runs: how many ended with a scored submission (or any scored attempt), and its format errors per turn and per run."
+    if results and all(r.method == "baseline" for r in results):
+        n = sum(1 for r in results if _num(r.best_submission) is not None)
+        return dict(runs=len(results), scored_submission_share=n / len(results) if results else None, scored_attempt_share=n / len(results) if results else None,
+                    note="the baseline is a recorded score per task (the task's YAML or a measurement), not an agent's run")
+    runs = [s for r in results for s in r.scores if isinstance(s, dict) and "run" in s]
+    exits = [e for r in results for e in r.exit_statuses]
+    n = len(runs)
+    out = dict(runs=n, tasks=len(results), k_min=min((r.runs for r in results), default=0),
+               scored_submission_share=sum(_num(s.get("submission")) is not None for s in runs) / n if n else None,
+               scored_attempt_share=sum(_num(s.get("best_attempt")) is not None for s in runs) / n if n else None,
+               exit_statuses=dict(sorted(Counter(exits).items())),
+               exit_format_share=sum("exit_format" in e for e in exits) / len(exits) if exits else None)
+    found = [json.loads(trajs[s["run"]].read_text()).get("info", {}).get("model_stats", {}) for s in runs if s["run"] in trajs]
+    fe, calls = [int(m.get("format_errors", 0)) for m in found], [int(m.get("api_calls", 0)) for m in found]
+    out.update(trajectories_read=len(found), turns=sum(calls), format_errors=sum(fe),
+               format_error_turn_share=sum(fe) / sum(calls) if sum(calls) else None,
+               format_error_run_share=sum(f > 0 for f in fe) / len(found) if found else None)
+    if len(found) < n: out["note"] = f"{n - len(found)} of {n} runs have no .traj file under the evaluate stage's runs/: their format errors are not counted"
+    return out
+
+def eval_stats(results: list[EvalResult], directions: Mapping[str, str], opts: Optional[AUPOptions] = None, runs_dir: Optional[Path] = None) -> dict:
+    """The evaluation's statistics: per method its AUP (Best Attempt@k, Best Submission@k), runs, scored submissions and format
+    errors; and the paired bootstrap of `opts.treatment` minus `opts.control` (normalized per-task scores and AUP)."""
+    import numpy as np
+    opts = opts or AUPOptions()
+    methods = list(dict.fromkeys(["baseline"] + [r.method for r in results]))
+    trajs = traj_index(runs_dir)
+    by = {(r.task_id, r.method): r for r in results}
+    tasks = list(dict.fromkeys(r.task_id for r in results))
+    minimize = [t for t in tasks if directions.get(t) == "min"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AUPWarning)
+        aups = {r.method: dict(best_attempt=r.best_aup, best_submission=r.last_aup) for r in aup_of(results, minimize)}
+    out = dict(methods={m: dict(aup=aups.get(m), **method_stats([r for r in results if r.method == m], trajs)) for m in methods},
+               options=dict(vars(opts)))
+    tr, co = opts.treatment, opts.control
+    missing = [m for m in (tr, co) if m not in methods]
+    if missing:
+        out["comparison"] = dict(skipped=f"no evaluation results of {' and '.join(missing)}: the comparison needs both {tr} and {co}")
+        return out
+    base = {t: _num(by[(t, "baseline")].best_attempt) if (t, "baseline") in by else None for t in tasks}
+    left_out = {}
+    for t in tasks:
+        if (t, tr) not in by or (t, co) not in by: left_out[t] = f"not run by both {tr} and {co}"
+        elif not by[(t, tr)].runs or not by[(t, co)].runs: left_out[t] = f"no runs of {tr if not by[(t, tr)].runs else co}"
+        elif base[t] is None: left_out[t] = "the baseline has no score (the normalization and AUP need it)"
+    paired = [t for t in tasks if t not in left_out]
+    if not paired:
+        out["comparison"] = dict(skipped=f"no task to compare {tr} with {co} on", left_out=left_out); return out
+    comp = dict(treatment=tr, control=co, tasks=paired, left_out=left_out, normalize=opts.normalize, confidence=opts.confidence,
+                n_resamples=opts.n_resamples, seed=opts.seed, k_min=min(min(by[(t, tr)].runs, by[(t, co)].runs) for t in paired),
+                score_difference={}, aup_difference={}, per_task={})
+    if comp["k_min"] < 3: comp["note"] = f"fewer than 3 runs per task (k_min {comp['k_min']}): the resampling within a task has little to draw from"
+    others = [m for m in methods if all((t, m) in by for t in paired)]      # AUP compares the methods run on every compared task
+    kinds = {"best_attempt": "best_attempt", "best_submission": "submission"}
+    values = {k: {t: {m: run_values(by[(t, m)], v) or [None] for m in others} for t in paired} for k, v in kinds.items()}
+    runs = {t: {m: len(values["best_attempt"][t][m]) for m in others} for t in paired}
+    z = {}
+    for k in kinds:
+        z[k] = {}
+        for t in paired:
+            two = values[k][t][tr] + values[k][t][co] + [base[t]]
+            finite = [v for v in two if v is not None]
+            lo_hi = (max(finite), min(finite)) if directions.get(t) == "min" else (min(finite), max(finite))
+            z[k][t] = {m: np.array(normalized(values[k][t][m], base[t], directions.get(t, "max"), opts.normalize, lo_hi)) for m in (tr, co)}
+        comp["per_task"][k] = {t: dict(treatment=float(z[k][t][tr].mean()), control=float(z[k][t][co].mean()),
+                                       difference=float(z[k][t][tr].mean() - z[k][t][co].mean())) for t in paired}
+    ident = identity_draw(runs)
+    est = {k: (mean_difference(z[k], ident, tr, co), draw_aup(values[k], ident, directions)) for k in kinds}
+    diffs = {k: ([], []) for k in kinds}
+    for draw in resamples(runs, opts.n_resamples, opts.seed):
+        for k in kinds:
+            diffs[k][0].append(mean_difference(z[k], draw, tr, co))
+            a = draw_aup(values[k], draw, directions)
+            diffs[k][1].append(a[tr] - a[co] if a else math.nan)
+    for k in kinds:
+        for name, e, d in (("score_difference", est[k][0], diffs[k][0]), ("aup_difference", (est[k][1][tr] - est[k][1][co]) if est[k][1] else None, diffs[k][1])):
+            iv = percentile_interval(d, opts.confidence)
+            comp[name][k] = dict(estimate=e, **iv, excludes_zero=None if iv["low"] is None else bool(iv["low"] > 0 or iv["high"] < 0))
+    out["comparison"] = comp
+    return out
+
+# %% ../nbs/41_aup.ipynb
+STATS_FILE = "stats.json"   # the evaluation's statistics, beside aup.csv
+
 def eval_directions(folder: Path) -> dict:
     "Task -> 'min' or 'max', as the evaluate stage wrote them in `tasks.json` (none when it wrote no such file)."
     f = folder / "tasks.json"
     return json.loads(f.read_text()).get("directions", {}) if f.exists() else {}
 
 def run_aup(cfg: RunConfig, progress: bool = True) -> Path:
-    "The aup stage: each evaluated method's AUP into `11_aup/` (records and aup.csv)."
+    """The aup stage: each evaluated method's AUP into `11_aup/` (records and aup.csv), and the evaluation's statistics
+    (`stats.json`: per method AUP, scored submissions, format errors; the paired bootstrap of `stages.aup.treatment` over `control`)."""
     run, ledger = open_run(cfg)
+    opts = stage_options(AUPOptions, cfg, "aup")
     ev = run.path / stage_dir_name("evaluate")
     results = run.read(ev.name, EvalResult)
     upstream(run, "evaluate", results, "evaluation results")
@@ -315,4 +493,9 @@ def run_aup(cfg: RunConfig, progress: bool = True) -> Path:
     run_stage(run, folder.name, [(unit, results)], lambda rs: aup_of(rs, minimize), ledger=ledger, progress=progress, raise_errors=True)
     rows = run.read(folder.name, AUPResult)
     atomic_write(folder / "aup.csv", "method,best_aup,last_aup\n" + "".join(f"{r.method},{r.best_aup:.3f},{r.last_aup:.3f}\n" for r in rows))
+    stats = eval_stats(results, eval_directions(ev), opts, ev / "runs")
+    atomic_write(folder / STATS_FILE, json.dumps(stats, indent=1) + "\n")
+    c = stats["comparison"]
+    run.update_stage(folder.name, stats=STATS_FILE, comparison=c if "skipped" in c else {k: c[k] for k in ("treatment", "control", "normalize",
+                     "confidence", "n_resamples", "seed", "k_min", "score_difference", "aup_difference")})
     return folder

@@ -4,14 +4,14 @@
 
 # %% ../nbs/04a_expert.ipynb 3
 from __future__ import annotations
-import json, random, re
+import json, math, random, re
 from typing import Optional
 from .llm import Completion, ToolCall, Usage
 from .aci import metric_direction
 
 # %% auto 0
 __all__ = ['REPERTOIRE', 'SLOW', 'TRANSFORMS', 'HYPER', 'SCRIPT', 'MODEL_LINE', 'TRANSFORM_LINE', 'candidate', 'score_of',
-           'remaining_steps', 'better', 'ScriptedExpert', 'complete']
+           'remaining_steps', 'better', 'task_direction', 'same_score', 'ScriptedExpert', 'complete']
 
 # %% ../nbs/04a_expert.ipynb
 REPERTOIRE = {
@@ -66,14 +66,26 @@ def remaining_steps(obs: str) -> int:
 def better(a: float, b: Optional[float], direction: str) -> bool:
     return b is None or (a < b if direction == "min" else a > b)
 
+def task_direction(task: str, metric: str) -> str:
+    "'min' or 'max': what the task's text says ('(lower is better)'), else what the metric's name suggests."
+    m = re.search(r"\b(higher|lower) is better", task or "", re.I)
+    return ("max" if m.group(1).lower() == "higher" else "min") if m else metric_direction(metric)
+
+def same_score(a, b) -> bool:
+    "The same validation score (a re-run of the same script, or the same file, scores the same up to rounding)."
+    return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
 # %% ../nbs/04a_expert.ipynb
 class ScriptedExpert:
     "An LLM-shaped rule-based researcher for tabular CSV tasks; seeded."
     def __init__(self, seed: int = 0, attempts: tuple[int, int] = (2, 4), p_typo: float = 0.25, p_runtime_error: float = 0.2,
-                 p_slow: float = 0.15, run_timeout_s: int = 120):
+                 p_slow: float = 0.15, run_timeout_s: int = 120, candidates: Optional[list] = None):
         self.seed, self.rng, self.spec = seed, random.Random(seed), "expert"
         self.attempts, self.p_typo, self.p_error, self.p_slow, self.run_timeout_s = attempts, p_typo, p_runtime_error, p_slow, run_timeout_s
+        self.candidates = [tuple(c) for c in candidates] if candidates is not None else None
+        if self.candidates is not None: self.attempts = (len(self.candidates), len(self.candidates))
         self._plan, self.best, self.metric, self.direction = None, None, None, "max"
+        self.best_script, self.best_label, self.validations = "baseline.py", "the baseline", []   # validations: (label, score), in order
 
     def run(self, what: str) -> str:
         "Its own scripts run under a time budget; the baseline (trusted) gets the task's training timeout."
@@ -89,15 +101,16 @@ class ScriptedExpert:
         obs = yield "Let me validate the baseline's submission.", "validate"
         s = score_of(obs)
         if s:
-            self.metric = next(iter(s)); self.direction = "min" if "lower is better" in task else metric_direction(self.metric)
-            self.best = s[self.metric]
+            self.metric = next(iter(s)); self.direction = task_direction(task, self.metric)
+            self.best = s[self.metric]; self.validations.append(("the baseline", self.best))
             yield f"The baseline scores {self.metric}={self.best}. I'll keep a copy of its submission as the best so far.", "cp submission.csv best_submission.csv"
 
 # %% ../nbs/04a_expert.ipynb
 def _attempt(self, kind: str, i: int, first: bool):
     "Write or edit train.py with one candidate, run it (recovering from mistakes), validate, keep it if better."
     rng = self.rng
-    model, transform = (SLOW[kind].format(seed=self.seed), "") if rng.random() < self.p_slow else candidate(kind, rng, self.seed)
+    if self.candidates is not None: model, transform = self.candidates[i - 1]
+    else: model, transform = (SLOW[kind].format(seed=self.seed), "") if rng.random() < self.p_slow else candidate(kind, rng, self.seed)
     family, feats = model.split("(")[0].split(".")[-1], transform.replace("preprocessing.", "").strip(", ") or "the raw features"
     if first:
         yield "I'll write my own training script, so that the model and the features are easy to swap.", "create train.py"
@@ -122,13 +135,30 @@ def _attempt(self, kind: str, i: int, first: bool):
         return
     obs = yield "Validate the new submission.", "validate"
     s = score_of(obs)
+    if s and self.metric in s: self.validations.append((f"attempt {i}", s[self.metric]))
     if s and self.metric in s and better(s[self.metric], self.best, self.direction):
-        self.best = s[self.metric]
+        self.best, self.best_script, self.best_label = s[self.metric], "best_train.py", f"attempt {i} ({what})"
         yield f"{self.metric} improved to {self.best}: keep this submission as the best.", "cp submission.csv best_submission.csv && cp train.py best_train.py"
     elif s:
         yield f"{self.metric}={s.get(self.metric)} is not better than {self.best}; back to the best submission.", "cp best_submission.csv submission.csv"
 
 ScriptedExpert._attempt = _attempt
+
+# %% ../nbs/04a_expert.ipynb
+def _finish(self):
+    "Put the best attempt's submission back, check it by validating, re-run the best script when its predictions were lost or overwritten."
+    obs = yield (f"I'm done experimenting. The best validation score was {self.metric}={self.best}, from {self.best_label}; "
+                 "I'll put its submission back in place."), "cp best_submission.csv submission.csv"
+    if re.search(r"cannot stat|No such file", obs or ""):
+        yield f"The saved submission is gone: I'll regenerate it by re-running {self.best_script}.", self.run(self.best_script)
+    obs = yield "Let me validate it, to be sure the submission in place is the best one.", "validate"
+    s = score_of(obs) or {}
+    if not same_score(s.get(self.metric), self.best):
+        yield (f"The submission in place scores {self.metric}={s.get(self.metric)}, not the best {self.best}: its predictions were "
+               f"overwritten. Re-running {self.best_script} to regenerate them."), self.run(self.best_script)
+        yield "Validate the regenerated submission.", "validate"
+
+ScriptedExpert._finish = _finish
 
 # %% ../nbs/04a_expert.ipynb
 def _research(self, task: str):
@@ -137,7 +167,7 @@ def _research(self, task: str):
     if self.best is not None and "sample_submission.csv" in task:
         for i in range(1, self.rng.randint(*self.attempts) + 1):
             yield from self._attempt(kind, i, first=i == 1)
-        yield "I'm done experimenting: the best submission is in place.", "cp best_submission.csv submission.csv"
+        yield from self._finish()
     yield f"Submitting the best submission ({self.metric}={self.best}).", "submit"
     while True: yield "The run should be over; submitting again.", "submit"
 
@@ -150,7 +180,8 @@ def complete(self, messages: list[dict], tools=None, **params) -> Completion:
         self._plan = self._research(messages[1]["content"] if len(messages) > 1 else "")
         thought, action = next(self._plan)
     elif remaining_steps(obs) <= 2 and not getattr(self, "_closing", False):
-        self._closing, self._plan = True, iter([("Few steps are left: restore the best submission.", "cp best_submission.csv submission.csv 2>/dev/null; ls"),
+        restore = f"cp best_submission.csv submission.csv 2>/dev/null || {self.run(self.best_script)}"
+        self._closing, self._plan = True, iter([(f"Few steps are left: restore the best submission ({self.best_label}).", restore),
                                                ("Submit it.", "submit")] + [("Submit.", "submit")] * 10)
         thought, action = next(self._plan)
     else: thought, action = self._plan.send(obs) if not getattr(self, "_closing", False) else next(self._plan)

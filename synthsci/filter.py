@@ -4,8 +4,8 @@
 
 # %% ../nbs/21_filter.ipynb 2
 from __future__ import annotations
-import json, math, re
-from collections import defaultdict
+import dataclasses, difflib, json, math, re
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -13,11 +13,13 @@ from .core import (check_ranges, upstream, RunConfig, SynthsciError, Task, Traje
                            stable_hash, stage_dir_name, stage_options)
 from .student import count_tokens, student_base, student_tokenizer
 from .trajectory import read_trajectories
+from .aci import load_task
 
 # %% auto 0
-__all__ = ['ROLES', 'Filter', 'FAILURE', 'sft_messages', 'sft_tools', 'truncate_messages', 'integrity_events', 'successful',
-           'clean', 'apply_filters', 'best_score', 'improves', 'not_degenerate', 'unique', 'FilterOptions',
-           'make_filters', 'read_funnel', 'run_filter']
+__all__ = ['ROLES', 'Filter', 'SUBMITTED', 'FAILURE', 'NUMBER', 'ABS_PATH', 'OFF_NOTE', 'sft_messages', 'sft_tools',
+           'truncate_messages', 'integrity_events', 'successful', 'clean', 'apply_filters', 'best_score',
+           'submission_score', 'measured_baseline', 'improves', 'not_degenerate', 'action_signature', 'unique',
+           'FilterOptions', 'make_filters', 'task_funnels', 'read_funnel', 'filter_tasks', 'run_filter']
 
 # %% ../nbs/21_filter.ipynb
 ROLES = ("system", "user", "assistant", "tool")
@@ -62,7 +64,7 @@ def truncate_messages(messages: list[dict], n_tokens: Callable[[list], int], max
     return best
 
 # %% ../nbs/21_filter.ipynb
-Filter = tuple[str, Callable[[Trajectory], bool]]
+Filter = tuple[str, Callable[[Trajectory], "bool | str"]]   # a predicate answers True (keep), False or a reason 'kind: detail' (drop)
 
 def _finite(v) -> bool: return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -78,12 +80,25 @@ def clean(traj: Trajectory) -> bool:
     "A predicate: the run has no integrity event (a trajectory that tried to forge its score must never teach the student)."
     return not integrity_events(traj)
 
+def _verdict(name: str, v) -> Optional[str]:
+    "None to keep, else the reason ('kind: detail'; the step's name when the predicate gave none)."
+    if isinstance(v, str): return v
+    return None if v else name
+
 def apply_filters(trajs: list[Trajectory], filters: list[Filter]) -> tuple[list[Trajectory], list[dict]]:
-    "Apply `filters` in order; return what is kept and the funnel (how many each step kept and dropped)."
+    """Apply `filters` in order; return what is kept and the funnel: per step how many it kept and dropped and, when it
+    dropped some, `reasons` (kind -> count) and `drops` (trajectory id -> reason); a step's `note` says what it is."""
     funnel = [dict(step="input", kept=len(trajs), dropped=0)]
     for name, keep in filters:
-        before, trajs = len(trajs), [t for t in trajs if keep(t)]
-        funnel.append(dict(step=name, kept=len(trajs), dropped=before - len(trajs)))
+        left, drops = [], {}
+        for t in trajs:
+            why = _verdict(name, keep(t))
+            if why is None: left.append(t)
+            else: drops[t.id] = why
+        f = dict(step=name, kept=len(left), dropped=len(drops))
+        if drops: f.update(reasons=dict(Counter(w.split(":")[0] for w in drops.values())), drops=drops)
+        if getattr(keep, "note", None): f["note"] = keep.note
+        funnel.append(f); trajs = left
     return trajs, funnel
 
 # %% ../nbs/21_filter.ipynb
@@ -92,14 +107,33 @@ def best_score(traj: Trajectory, metric: str, direction: str = "max") -> Optiona
     vals = [s[metric] for s in traj.score if s and _finite(s.get(metric))]
     return (max if direction == "max" else min)(vals) if vals else None
 
-def improves(tasks: dict[str, Task], min_improvement: float = 0.0) -> Callable[[Trajectory], bool]:
-    "A predicate: the run beats its task's baseline by at least `min_improvement`."
+SUBMITTED = ("submitted", "autosubmission")   # exit statuses of a run whose last score is its submission (synthsci.mlgym's)
+
+def submission_score(traj: Trajectory, metric: str) -> Optional[float]:
+    "The run's submission on `metric`: the last score of a run that ended submitted (or autosubmitted); None when it has none."
+    if not traj.score or not traj.exit_status.startswith(SUBMITTED): return None
+    v = (traj.score[-1] or {}).get(metric)
+    return v if _finite(v) else None
+
+def measured_baseline(task: Optional[Task]) -> tuple[Optional[float], Optional[str]]:
+    "The baseline's test score that validation wrote into the task's YAML (`baseline_scores`), or None and why."
+    if task is None: return None, "no measured baseline: the task is not among the run's tasks"
+    v = (task.baseline_scores or [{}])[0].get(task.metric)
+    if not _finite(v): return None, f"no measured baseline: task {task.id}'s baseline_scores hold no {task.metric or 'metric'} (validation writes it)"
+    return v, None
+
+def improves(tasks: dict[str, Task], min_improvement: float = 0.0) -> Callable[[Trajectory], "bool | str"]:
+    """A predicate: the run's submission beats its task's measured baseline by more than `min_improvement` (metric units,
+    in the task's direction); else the reason. 0 means strictly better; a negative value tolerates a small loss."""
     def keep(traj):
         task = tasks.get(traj.task_id)
-        base = task.baseline_scores[0].get(task.metric) if task and task.baseline_scores else None
-        best = best_score(traj, task.metric, task.direction) if task else None
-        if not (_finite(base) and best is not None): return False
-        return (best - base if task.direction == "max" else base - best) >= min_improvement
+        base, why = measured_baseline(task)
+        if why: return why
+        sub = submission_score(traj, task.metric)
+        if sub is None: return f"no scored submission: the run ended {traj.exit_status or 'without a status'}"
+        gain = sub - base if task.direction == "max" else base - sub
+        if gain > min_improvement: return True
+        return f"not better than the baseline: submitted {task.metric} {sub:g} vs the baseline's {base:g} ({task.direction}), a gain of {gain:g} <= {min_improvement:g}"
     return keep
 
 # %% ../nbs/21_filter.ipynb
@@ -118,13 +152,39 @@ def not_degenerate(max_repeats: int = 3, max_empty_thoughts: float = 0.5) -> Cal
         return True
     return keep
 
-def unique() -> Callable[[Trajectory], bool]:
-    "A predicate that keeps the first trajectory of each (task, assistant turns) and drops its duplicates."
-    seen = set()
+NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+ABS_PATH = re.compile(r"(?<![\w.~])/(?:[\w.@+-]+/?)+")
+
+def _actions(traj: Trajectory) -> list[str]:
+    "The run's actions: its steps' commands, else its assistant turns (text and tool-call arguments)."
+    if traj.steps: return [s.action for s in traj.steps]
+    return [(m.get("content") or "") + json.dumps(m.get("tool_calls") or "") for m in sft_messages(traj) if m["role"] == "assistant"]
+
+def action_signature(traj: Trajectory) -> list[str]:
+    """The run's actions with what differs between tasks normalized: the task's id -> TASK, absolute paths -> PATH,
+    numbers -> N, runs of white space -> one space. Two runs with the same signature did the same things."""
+    out = []
+    for a in _actions(traj):
+        if traj.task_id: a = a.replace(traj.task_id, "TASK")
+        out.append(" ".join(NUMBER.sub("N", ABS_PATH.sub("PATH", a)).split()))
+    return out
+
+def unique(similarity: float = 1.0) -> Callable[[Trajectory], "bool | str"]:
+    """A predicate that keeps the first trajectory of each action signature, across tasks, and drops the later ones
+    naming the one they duplicate. Below 1, a run whose signature is at least `similarity` alike to a kept one's
+    (difflib's ratio over the two lists of actions) is a duplicate too: this compares each run with every kept one."""
+    seen, kept = {}, []
     def keep(traj):
-        key = stable_hash([traj.task_id, [m for m in sft_messages(traj) if m["role"] == "assistant"]], n=20)
-        if key in seen: return False
-        seen.add(key); return True
+        sig = action_signature(traj)
+        key = stable_hash(sig, n=20)
+        if key in seen: return f"duplicate: of {seen[key]} (the same actions once task ids, paths and numbers are normalized)"
+        if similarity < 1:
+            for other, osig in kept:
+                sm = difflib.SequenceMatcher(None, osig, sig, autojunk=False)
+                if sm.real_quick_ratio() >= similarity and sm.quick_ratio() >= similarity and (r := sm.ratio()) >= similarity:
+                    return f"duplicate: of {other} ({r:.2f} alike >= {similarity:g})"
+        seen[key] = traj.id; kept.append((traj.id, sig))
+        return True
     return keep
 
 # %% ../nbs/21_filter.ipynb
@@ -135,33 +195,72 @@ class FilterOptions:
     min_improvement: Optional[float] = None # beat the task's baseline by this much (metric units); None: off
     max_repeats: int = 3                    # the same failing action this many times in a row is degenerate
     max_empty_thoughts: float = 0.5         # more than this fraction of empty thoughts is degenerate
-    dedupe: bool = True
+    dedupe: bool = True                     # drop runs whose normalized actions repeat an earlier run's, across tasks
+    dedupe_similarity: float = 1.0          # below 1: also drop runs whose actions are this alike (difflib ratio) to a kept one
     max_tokens: Optional[int] = 49152       # at most this many student tokens (48K); None: off
+    enabled: bool = True                    # False: the "no trajectory filter" ablation (only integrity is checked)
 
     def __post_init__(self):
-        check_ranges(self, max_repeats=(2, None), max_empty_thoughts=(0, 1), max_tokens=(1, None))
+        check_ranges(self, max_repeats=(2, None), max_empty_thoughts=(0, 1), max_tokens=(1, None), dedupe_similarity=(0, 1))
+
+OFF_NOTE = ("stages.filter.enabled is false (the no-trajectory-filter ablation): failed, unimproved, degenerate, duplicated and "
+            "over-long runs are kept; only runs with an integrity event (a forged score) are still dropped")
+
+def _off(traj) -> bool: return True
+_off.note = OFF_NOTE
 
 def make_filters(opts: FilterOptions, tasks: dict[str, Task] | None = None, tok=None) -> list[Filter]:
-    "The filters `opts` asks for, in funnel order."
+    "The filters `opts` asks for, in funnel order (with `enabled` false: integrity, then a step that keeps everything and says so)."
+    if not opts.enabled: return [("integrity", clean), ("filter off", _off)]
     fs = [("integrity", clean)] + ([("success", successful)] if opts.require_success else [])
     if opts.min_improvement is not None: fs.append(("improvement", improves(tasks or {}, opts.min_improvement)))
     fs.append(("degenerate", not_degenerate(opts.max_repeats, opts.max_empty_thoughts)))
-    if opts.dedupe: fs.append(("duplicate", unique()))
+    if opts.dedupe: fs.append(("duplicate", unique(opts.dedupe_similarity)))
     if opts.max_tokens is not None:
         if tok is None: raise ValueError("the max_tokens filter needs the student's tokenizer")
         fs.append(("max_tokens", lambda t: count_tokens(tok, sft_messages(t), sft_tools(t)) <= opts.max_tokens))
     return fs
 
 # %% ../nbs/21_filter.ipynb
-def read_funnel(run: Run, unit_ids=None) -> list[dict]:
-    "The filter stage's funnel, summed over its tasks."
+def task_funnels(funnel: list[dict], trajs: list[Trajectory]) -> dict[str, list[dict]]:
+    "The share of each task (of `trajs`) in a funnel made over them all."
+    by_task = defaultdict(set)
+    for t in trajs: by_task[t.task_id].add(t.id)
+    out = {}
+    for task, ids in by_task.items():
+        n, steps = len(ids), [dict(step="input", kept=len(ids), dropped=0)]
+        for f in funnel[1:]:
+            drops = {i: w for i, w in (f.get("drops") or {}).items() if i in ids}
+            n -= len(drops)
+            s = dict(step=f["step"], kept=n, dropped=len(drops))
+            if drops: s.update(reasons=dict(Counter(w.split(":")[0] for w in drops.values())), drops=drops)
+            if "note" in f: s["note"] = f["note"]
+            steps.append(s)
+        out[task] = steps
+    return out
+
+def read_funnel(run: Run, unit_ids=None, drops: bool = False) -> list[dict]:
+    "The filter stage's funnel, summed over its tasks: kept, dropped, the reasons and notes (and with `drops`, each dropped id and why)."
     total = {}
     for p in sorted(run.stage_dir(stage_dir_name("filter")).glob("*.funnel.json")):
         if unit_ids is not None and p.name.removesuffix(".funnel.json") not in unit_ids: continue
         for f in json.loads(p.read_text()):
             t = total.setdefault(f["step"], dict(step=f["step"], kept=0, dropped=0))
             t["kept"] += f["kept"]; t["dropped"] += f["dropped"]
+            for k, v in (f.get("reasons") or {}).items(): t.setdefault("reasons", {})[k] = t.get("reasons", {}).get(k, 0) + v
+            if drops and f.get("drops"): t.setdefault("drops", {}).update(f["drops"])
+            if "note" in f: t["note"] = f["note"]
     return list(total.values())
+
+def filter_tasks(run: Run, cfg: RunConfig) -> dict[str, Task]:
+    "The run's tasks with the baseline scores validation wrote into each task's YAML; a rollouts `tasks_dir`'s tasks as they are."
+    tasks = {}
+    d = (cfg.stages.get("rollouts") or {}).get("tasks_dir")
+    if d and Path(d).is_dir(): tasks.update({t.id: t for t in (load_task(p) for p in sorted(Path(d).iterdir()) if (p / "task.yaml").exists())})
+    for t in run.read(stage_dir_name("taskgen"), Task):
+        if (Path(t.path) / "task.yaml").exists(): t = dataclasses.replace(t, baseline_scores=load_task(t.path).baseline_scores)
+        tasks.setdefault(t.id, t)
+    return tasks
 
 def _unit_id(task_id: str) -> str: return re.sub(r"[^\w.-]", "_", task_id)
 
@@ -173,22 +272,24 @@ def run_filter(cfg: RunConfig) -> Path:
     src = run.path / stage_dir_name("rollouts")
     trajs = read_trajectories(src)
     upstream(run, "rollouts", trajs, "trajectories")
-    tasks = {t.id: t for t in run.read(stage_dir_name("taskgen"), Task)}
-    tok = student_tokenizer(*student_base(cfg)) if opts.max_tokens is not None else None
+    tasks = filter_tasks(run, cfg)
+    tok = student_tokenizer(*student_base(cfg)) if opts.max_tokens is not None and opts.enabled else None
+    trajs = sorted(trajs, key=lambda t: (t.task_id, t.id))     # duplicates are found across tasks: the first of each kind is kept
+    kept, funnel = apply_filters(trajs, make_filters(opts, tasks, tok))
+    kept_ids, shares = {t.id for t in kept}, task_funnels(funnel, trajs)
     by_task = defaultdict(list)
     for t in trajs: by_task[t.task_id].append(t)
     out = stage_dir_name("filter")
 
     def one_task(item):
-        unit, ts = item
-        kept, funnel = apply_filters(ts, make_filters(opts, tasks, tok))
-        atomic_write(run.stage_dir(out) / f"{unit}.funnel.json", json.dumps(funnel))
-        return kept
+        unit, task_id, ts = item
+        atomic_write(run.stage_dir(out) / f"{unit}.funnel.json", json.dumps(shares[task_id]))
+        return [t for t in ts if t.id in kept_ids]
 
-    units = [(_unit_id(k), (_unit_id(k), v)) for k, v in sorted(by_task.items())]
+    units = [(_unit_id(k), (_unit_id(k), k, v)) for k, v in sorted(by_task.items())]
     run_stage(run, out, units, one_task, ledger=ledger)
     funnel = read_funnel(run, {u for u, _ in units})
-    run.update_stage(out, funnel=funnel)
+    run.update_stage(out, funnel=funnel, enabled=opts.enabled)
     if funnel and funnel[-1]["kept"] == 0:
         raise SynthsciError(f"every trajectory was filtered out ({json.dumps({f['step']: f['dropped'] for f in funnel[1:]})}): "
                             "loosen stages.filter or collect more rollouts")

@@ -1,7 +1,8 @@
 """AUP as reference/mlgym.md defines it: every rule pinned on small tables computed by hand, the CLI's output, and
 MLGym's published tables (checked only against what can be derived by hand from them: the paper's own AUP table is
 not among our references)."""
-import csv, io, math
+import csv, io, json, math
+import numpy as np
 from pathlib import Path
 import pytest
 from synthsci.core import EvalResult, SynthsciError
@@ -320,3 +321,113 @@ def test_mlgym_published_tables_unchanged_by_every_way_of_giving_directions(tmp_
     assert rc == 0 and out == want
     rep = aup_report(read_scores(best), read_scores(last), MLGYM_MINIMIZE)
     assert rep["dropped"] == {} and rep["minimize"] == ["3-SAT", "Language Modeling"] and _csv_of(rep) == want
+
+
+# --- evaluation statistics: scored submissions, format errors, the paired bootstrap (hand-written results) -----------
+
+from synthsci.aup import (AUPOptions, STATS_FILE, eval_stats, identity_draw, mean_difference, resamples, run_aup)
+
+
+def _runs(t, m, vals, subs=None, exits=None):
+    subs = vals if subs is None else subs
+    return EvalResult(id=f"{m}-{t}", task_id=t, method=m, runs=len(vals), best_attempt=max((v for v in vals if v is not None), default=None),
+                      best_submission=max((v for v in subs if v is not None), default=None),
+                      scores=[{"run": f"{m}-{t}-{i}", "best_attempt": v, "submission": s} for i, (v, s) in enumerate(zip(vals, subs))],
+                      exit_statuses=exits or ["submitted" if s is not None else "autosubmission (max_steps)" for s in subs])
+
+
+def _base(t, v=1.0):
+    return EvalResult(id=f"baseline-{t}", task_id=t, method="baseline", runs=1, best_attempt=v, best_submission=v, scores=[{"m": v}])
+
+
+def test_bootstrap_interval_excludes_zero_when_every_task_gains():
+    """Baseline 1.0 (higher is better) on three tasks, k = 3. The base student scores 1.0 on every run (normalized 0);
+    the fine-tuned 1.1, 1.2, 1.3 on every run of tasks a, b, c (normalized 0.1, 0.2, 0.3). Every resample's mean of the
+    per-task differences is a mean of three of {0.1, 0.2, 0.3}: at least 0.1, at most 0.3; the estimate is 0.2."""
+    ev = [r for t, g in zip("abc", (1.1, 1.2, 1.3)) for r in (_base(t), _runs(t, "base", [1.0] * 3), _runs(t, "finetuned", [g] * 3))]
+    c = eval_stats(ev, {}, AUPOptions(n_resamples=400, seed=3))["comparison"]
+    s = c["score_difference"]["best_attempt"]
+    assert s["estimate"] == pytest.approx(0.2) and 0.1 - 1e-9 <= s["low"] < s["high"] <= 0.3 + 1e-9 and s["excludes_zero"] is True
+    assert c["k_min"] == 3 and "note" not in c and c["tasks"] == ["a", "b", "c"]
+    # AUP: the fine-tuned student is the best on every task (ratio 1), the base student ties the baseline: the difference is positive in every resample
+    a = c["aup_difference"]["best_attempt"]
+    assert a["estimate"] > 0 and a["low"] > 0 and a["excludes_zero"] is True
+
+
+def test_bootstrap_interval_includes_zero_and_its_quantiles_by_hand():
+    """k = 1, two tasks, baseline 1.0: on p the fine-tuned student scores 2.0 (normalized +1) and the base 1.0 (0); on q
+    the fine-tuned 0.0 (-1) and the base 1.0 (0). Per-task differences +1 and -1; a resample of two tasks has mean -1
+    (probability 1/4), 0 (1/2) or +1 (1/4). The 95 % interval is [-1, 1] (it includes zero); the 40 % interval, the 30th
+    and 70th percentiles, is [0, 0]."""
+    ev = [_base("p"), _runs("p", "base", [1.0]), _runs("p", "finetuned", [2.0]),
+          _base("q"), _runs("q", "base", [1.0]), _runs("q", "finetuned", [0.0])]
+    wide = eval_stats(ev, {}, AUPOptions(n_resamples=1500, seed=0, confidence=0.95))["comparison"]
+    s = wide["score_difference"]["best_attempt"]
+    assert (s["estimate"], s["low"], s["high"], s["excludes_zero"]) == (0.0, -1.0, 1.0, False)
+    assert "fewer than 3 runs per task" in wide["note"]
+    narrow = eval_stats(ev, {}, AUPOptions(n_resamples=1500, seed=0, confidence=0.4))["comparison"]["score_difference"]["best_attempt"]
+    assert (narrow["low"], narrow["high"]) == (0.0, 0.0)
+
+
+def test_bootstrap_matches_scipy_when_each_task_has_one_run():
+    "With one run per method and task the within-task draw is the identity: the statistic is a plain bootstrap of the mean of the differences."
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(5)
+    d = rng.normal(0.1, 0.2, 15)
+    z = {f"t{i}": {"finetuned": np.array([v]), "base": np.array([0.0])} for i, v in enumerate(d)}
+    runs = {t: {"finetuned": 1, "base": 1} for t in z}
+    ours = np.array([mean_difference(z, draw, "finetuned", "base") for draw in resamples(runs, 6000, seed=1)])
+    lo, hi = np.quantile(ours, [0.05, 0.95])
+    ref = stats.bootstrap((d,), np.mean, confidence_level=0.9, n_resamples=6000, method="percentile", random_state=2).confidence_interval
+    assert mean_difference(z, identity_draw(runs), "finetuned", "base") == pytest.approx(d.mean())
+    assert lo == pytest.approx(ref.low, abs=0.01) and hi == pytest.approx(ref.high, abs=0.01)
+
+
+def test_within_task_runs_are_resampled():
+    "One task, so the task draw is fixed: the interval's width comes from the fine-tuned student's three different runs alone."
+    ev = [_base("a"), _runs("a", "base", [1.0] * 3), _runs("a", "finetuned", [1.0, 1.5, 2.0])]
+    s = eval_stats(ev, {}, AUPOptions(n_resamples=2000, seed=0))["comparison"]["score_difference"]["best_attempt"]
+    # normalized runs 0, 0.5, 1: a resample's mean is a mean of three draws, between 0 and 1, all three 0 with probability 1/27
+    assert s["estimate"] == pytest.approx(0.5) and s["low"] < 0.5 < s["high"] and 0 <= s["low"] and s["high"] <= 1
+
+
+def _write_traj(root, method, run_id, format_errors, api_calls):
+    p = root / method / "traj" / run_id / f"{run_id}.traj"
+    p.parent.mkdir(parents=True)
+    p.write_text(json.dumps({"trajectory": [], "info": {"model_stats": {"format_errors": format_errors, "api_calls": api_calls}}}))
+
+
+def test_the_stage_writes_the_statistics(tmp_path):
+    """A run folder written by hand as the evaluate stage writes it: task `m` lower-is-better (rmse, baseline 10), k = 3.
+    The base student's runs: one submits 9, one has no submission (format errors ended it), one submits 11; the fine-tuned
+    student submits 8, 8, 9. Format errors from the .traj files: base 2 + 3 + 0 of 6 + 6 + 5 turns, fine-tuned 0 of 15."""
+    from synthsci.core import Run, load_config, write_jsonl
+    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=r", "stages.aup.n_resamples=200", "stages.aup.seed=4"])
+    run = Run("r", tmp_path)
+    ev = [_base("m", 10.0), _runs("m", "base", [9.0, 10.0, 11.0], [9.0, None, 11.0], ["submitted", "autosubmission (exit_format)", "submitted"]),
+          _runs("m", "finetuned", [8.0, 8.0, 9.0])]
+    for r in ev: write_jsonl([r], run.unit_path("10_eval", r.id))
+    (run.path / "10_eval" / "tasks.json").write_text(json.dumps({"directions": {"m": "min"}}))
+    for i, (fe, calls) in enumerate([(2, 6), (3, 6), (0, 5)]): _write_traj(run.path / "10_eval" / "runs", "base", f"base-m-{i}", fe, calls)
+    for i in range(3): _write_traj(run.path / "10_eval" / "runs", "finetuned", f"finetuned-m-{i}", 0, 5)
+    out = run_aup(cfg, progress=False)
+    st = json.loads((out / STATS_FILE).read_text())
+    b, f = st["methods"]["base"], st["methods"]["finetuned"]
+    assert (b["scored_submission_share"], b["format_errors"], b["turns"], b["format_error_turn_share"]) == (2 / 3, 5, 17, 5 / 17)
+    assert (b["format_error_run_share"], b["exit_format_share"]) == (2 / 3, 1 / 3)
+    assert (f["scored_submission_share"], f["format_error_turn_share"], f["format_error_run_share"]) == (1.0, 0.0, 0.0)
+    assert st["methods"]["baseline"]["aup"]["best_attempt"] is not None and "note" in st["methods"]["baseline"]
+    c = st["comparison"]
+    # best submission, normalized by the baseline 10 (lower is better): base (0.1 + -1 + -0.1) / 3 = -1/3; fine-tuned (0.2 + 0.2 + 0.1) / 3 = 1/6
+    assert c["per_task"]["best_submission"]["m"]["difference"] == pytest.approx(1 / 6 + 1 / 3)
+    assert c["score_difference"]["best_submission"]["estimate"] == pytest.approx(0.5) and (c["n_resamples"], c["seed"]) == (200, 4)
+    manifest = json.loads((run.path / "manifest.json").read_text())["stages"]["11_aup"]
+    assert manifest["stats"] == STATS_FILE and manifest["comparison"]["score_difference"] == c["score_difference"]
+
+
+def test_stage_options_are_checked(tmp_path):
+    from synthsci.core import load_config
+    for bad, says in (("stages.aup.confidence=1.5", "confidence must be between 0 and 1"), ("stages.aup.normalize=z", "normalize must be one of"),
+                      ("stages.aup.n_resamples=0", "n_resamples must be >= 1")):
+        with pytest.raises(SynthsciError, match=says):
+            run_aup(load_config(overrides=[f"runs_dir={tmp_path}", "run_id=r", bad]), progress=False)

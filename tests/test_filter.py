@@ -4,8 +4,9 @@ import json, shutil
 from pathlib import Path
 import pytest
 from synthsci.core import SynthsciError, Step, Task, Trajectory, load_config, read_jsonl, write_jsonl
-from synthsci.filter import (FilterOptions, apply_filters, make_filters, not_degenerate, run_filter, sft_messages, sft_tools,
-                             truncate_messages, unique)
+from synthsci.filter import (OFF_NOTE, FilterOptions, action_signature, apply_filters, improves, make_filters, not_degenerate, read_funnel,
+                             run_filter, sft_messages, sft_tools, truncate_messages, unique)
+from synthsci.core import Run
 from synthsci.sftdata import SFTDataOptions, run_sftdata
 from synthsci.student import count_tokens, student_tokenizer
 
@@ -31,14 +32,16 @@ def test_funnel_counts_what_each_filter_drops(trajs, tasks, tok):
     filters = make_filters(FilterOptions(min_improvement=0.0), tasks, tok)
     left, dropped_by = list(trajs.values()), {}
     for name, keep in filters:  # replay the funnel one filter at a time to know who dropped what
-        dropped_by[name] = sorted(t.id for t in left if not keep(t))
+        dropped_by[name] = sorted(t.id for t in left if keep(t) is not True)
         left = [t for t in left if t.id not in dropped_by[name]]
-    assert dropped_by == {"integrity": [], "success": ["traj-iris-fail"], "improvement": ["traj-motions-a"], "degenerate": ["traj-diabetes-loop"],
+    # the loop only matched the baseline (58.31): not strictly better, so the improvement step drops it before the degenerate one
+    assert dropped_by == {"integrity": [], "success": ["traj-iris-fail"], "improvement": ["traj-diabetes-loop", "traj-motions-a"], "degenerate": [],
                           "duplicate": ["traj-iris-b"], "max_tokens": []}
     kept, funnel = apply_filters(list(trajs.values()), make_filters(FilterOptions(min_improvement=0.0), tasks, tok))
     assert [t.id for t in kept] == [t.id for t in left]
     assert [(f["step"], f["kept"], f["dropped"]) for f in funnel] == [
-        ("input", 7, 0), ("integrity", 7, 0), ("success", 6, 1), ("improvement", 5, 1), ("degenerate", 4, 1), ("duplicate", 3, 1), ("max_tokens", 3, 0)]
+        ("input", 7, 0), ("integrity", 7, 0), ("success", 6, 1), ("improvement", 4, 2), ("degenerate", 4, 0), ("duplicate", 3, 1), ("max_tokens", 3, 0)]
+    assert funnel[3]["drops"]["traj-motions-a"] == "not better than the baseline: submitted accuracy 0.7 vs the baseline's 0.75 (max), a gain of -0.05 <= 0"
 
 
 def test_filters_can_be_switched_off(trajs, tasks):
@@ -71,12 +74,55 @@ def test_degenerate_needs_the_same_action_failing_repeatedly():
     assert not keep(Trajectory(id="x", task_id="t"))                                    # no steps at all
 
 
-def test_duplicates_are_per_task(trajs):
-    a = trajs["traj-iris-a"]
-    other_task = Trajectory.from_dict({**a.to_dict(), "id": "copy", "task_id": "task-other"})
+def _with_actions(t, tid, task_id, f):
+    d = t.to_dict()
+    return Trajectory.from_dict({**d, "id": tid, "task_id": task_id, "steps": [{**s, "action": f(s["action"])} for s in d["steps"]]})
+
+
+def test_near_duplicates_across_tasks_are_dropped_naming_the_kept_run(trajs):
+    "Hand-written variants of one fixture run: another task's id, absolute paths and numbers (a near-duplicate), and one changed action (not)."
+    a = _with_actions(trajs["traj-iris-a"], "traj-iris-a", "task-iris",
+                      lambda x: x.replace("ls -a", "ls -a task-iris").replace('"data/', '"/home/agent/workspace/data/'))
+    other_task = _with_actions(a, "copy", "task-other", lambda x: x.replace("ls -a task-iris", "ls -a task-other").replace("16", "40")
+                               .replace("/home/agent/workspace/data/", "/runs/r1/task-other/data/").replace("n_estimators=100", "n_estimators=300"))
     same_task = Trajectory.from_dict({**a.to_dict(), "id": "copy2"})
+    different = _with_actions(a, "diff", "task-other", lambda x: x.replace("python baseline.py", "python train.py").replace("task-iris", "task-other"))
+    assert action_signature(other_task) == action_signature(a) and action_signature(different) != action_signature(a)
+    assert action_signature(other_task)[0] == "ls -a TASK" and "n_estimators=N" in action_signature(a)[2] and 'pd.read_csv("PATH")' in action_signature(a)[2]
     keep = unique()
-    assert [keep(t) for t in (a, other_task, same_task)] == [True, True, False]
+    verdicts = [keep(t) for t in (a, other_task, same_task, different)]
+    assert verdicts[0] is True and verdicts[3] is True
+    assert verdicts[1] == verdicts[2] == "duplicate: of traj-iris-a (the same actions once task ids, paths and numbers are normalized)"
+    # the old rule (task, assistant turns) kept the copy on another task; a similarity threshold also drops the one-action variant
+    loose = unique(0.8)
+    assert [loose(t) is True for t in (a, different)] == [True, False]
+    assert loose(different).startswith("duplicate: of traj-iris-a (0.83 alike")
+    kept, funnel = apply_filters([a, other_task, same_task, different], [("duplicate", unique())])
+    assert [t.id for t in kept] == ["traj-iris-a", "diff"] and funnel[1]["reasons"] == {"duplicate": 2}
+    assert set(funnel[1]["drops"]) == {"copy", "copy2"} and all("of traj-iris-a" in w for w in funnel[1]["drops"].values())
+
+
+def test_improvement_is_the_submission_against_the_measured_baseline(trajs, tasks):
+    "A hand-written run that validated better than the baseline but submitted worse (MAE 298 -> 745 in the quickstart) is dropped."
+    d = trajs["traj-diabetes-a"]       # rmse, lower is better, baseline 58.31
+    worse = Trajectory.from_dict({**d.to_dict(), "id": "worse", "score": [{"rmse": 50.0}, {"rmse": 75.0}]})
+    unsubmitted = Trajectory.from_dict({**d.to_dict(), "id": "nosub", "exit_status": "exit_cost", "score": [{"rmse": 50.0}]})
+    keep = improves(tasks, 0.0)
+    assert keep(d) is True
+    assert keep(worse) == "not better than the baseline: submitted rmse 75 vs the baseline's 58.31 (min), a gain of -16.69 <= 0"
+    assert keep(unsubmitted) == "no scored submission: the run ended exit_cost"
+    assert improves(tasks, 4.0)(d) is True and improves(tasks, 4.5)(d) is not True      # 58.31 - 54.07 = 4.24
+    no_base = {**tasks, "task-diabetes": Task.from_dict({**tasks["task-diabetes"].to_dict(), "baseline_scores": []})}
+    kept, funnel = apply_filters([d, trajs["traj-iris-a"]], [("improvement", improves(no_base, 0.0))])
+    assert [t.id for t in kept] == ["traj-iris-a"] and funnel[1]["reasons"] == {"no measured baseline": 1}
+    assert funnel[1]["drops"]["traj-diabetes-a"].startswith("no measured baseline: task task-diabetes's baseline_scores hold no rmse")
+
+
+def test_filter_off_keeps_failed_runs_and_says_so(trajs, tasks):
+    kept, funnel = apply_filters(list(trajs.values()), make_filters(FilterOptions(enabled=False, min_improvement=0.0), tasks))
+    assert len(kept) == 7 and "traj-iris-fail" in {t.id for t in kept}
+    assert [f["step"] for f in funnel] == ["input", "integrity", "filter off"] and funnel[-1]["note"] == OFF_NOTE
+    assert "failed" in OFF_NOTE and "integrity" in OFF_NOTE
 
 
 def test_truncation_is_maximal_and_ends_on_an_assistant_turn(trajs, tok):
@@ -135,8 +181,37 @@ def test_stage_writes_kept_trajectories_and_the_funnel(tmp_path, tasks):
     kept = sorted(t.id for p in out.glob("*.jsonl") for t in read_jsonl(Trajectory, p))
     assert kept == ["traj-diabetes-a", "traj-iris-a", "traj-motions-b"]
     funnel = json.loads((rdir / "manifest.json").read_text())["stages"]["07_filtered"]["funnel"]
-    assert [f["kept"] for f in funnel] == [7, 7, 6, 5, 4, 3, 3]
+    assert [f["kept"] for f in funnel] == [7, 7, 6, 4, 4, 3, 3]
+    assert funnel[3]["reasons"] == {"not better than the baseline": 2} and "drops" not in funnel[3]    # ids stay in the unit files
+    assert read_funnel(Run("r", tmp_path), drops=True)[5]["drops"] == {"traj-iris-b": "duplicate: of traj-iris-a (the same actions once task ids, paths and numbers are normalized)"}
     assert run_filter(cfg) == out   # a second run resumes: nothing to redo, same result
+
+
+def test_stage_reads_the_baselines_validation_wrote(tmp_path, tasks):
+    """The taskgen records hold no baseline (validation writes it into each task's YAML later): the stage reads the YAML.
+    Hand-written task folders: diabetes measured (58.31), iris not measured."""
+    recs = {}
+    for tid, t in tasks.items():
+        folder = tmp_path / "tasks" / tid; folder.mkdir(parents=True)
+        measured = {"baseline_scores": [{t.metric: t.baseline_scores[0][t.metric]}]} if tid == "task-diabetes" else {}
+        (folder / "task.yaml").write_text(json.dumps({"id": tid, "description": "d", "metric": t.metric, "direction": t.direction, **measured}))
+        recs[tid] = Task.from_dict({**t.to_dict(), "path": str(folder), "baseline_scores": []})
+    cfg, rdir = _run_dir(tmp_path, recs, ["traj-diabetes-a.jsonl", "traj-iris-a.jsonl"])
+    cfg.stages = {"filter": {"min_improvement": 0.0}}
+    run_filter(cfg)
+    funnel = read_funnel(Run("r", tmp_path), drops=True)
+    imp = next(f for f in funnel if f["step"] == "improvement")
+    assert (imp["kept"], imp["reasons"]) == (1, {"no measured baseline": 1})     # diabetes kept on its YAML's baseline
+    assert imp["drops"]["traj-iris-a"].startswith("no measured baseline: task task-iris's baseline_scores hold no accuracy")
+
+
+def test_stage_with_the_filter_off_keeps_failed_runs(tmp_path, tasks):
+    cfg, rdir = _run_dir(tmp_path, tasks, ["traj-iris-fail.jsonl", "traj-diabetes-loop.jsonl"])
+    cfg.stages = {"filter": {"enabled": False}}
+    out = run_filter(cfg)
+    assert sorted(t.id for p in out.glob("*.jsonl") for t in read_jsonl(Trajectory, p)) == ["traj-diabetes-loop", "traj-iris-fail"]
+    entry = json.loads((rdir / "manifest.json").read_text())["stages"]["07_filtered"]
+    assert entry["enabled"] is False and entry["funnel"][-1] == dict(step="filter off", kept=2, dropped=0, note=OFF_NOTE)
 
 
 @pytest.mark.parametrize("cls,stage,field,value,rule", [

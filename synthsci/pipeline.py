@@ -13,8 +13,8 @@ from .core import STAGES, SynthsciError, atomic_write, git_revision, load_config
 # %% auto 0
 __all__ = ['KEPT', 'INVOCATIONS', 'runs_folder', 'run_notebooks', 'plan', 'resolve', 'check_options', 'as_overrides',
            'notebook_config', 'kept_rejected', 'stage_numbers', 'stage_line', 'Lines', 'StageTerminal',
-           'kernel_manager', 'disk_bytes', 'code_revision', 'read_invocations', 'save_invocation', 'run_summary',
-           'write_summary', 'run_pipeline']
+           'kernel_manager', 'disk_bytes', 'code_revision', 'read_invocations', 'save_invocation', 'train_summary',
+           'eval_summary', 'run_summary', 'write_summary', 'run_pipeline']
 
 # %% ../nbs/60_pipeline.ipynb
 def runs_folder() -> Path:
@@ -241,6 +241,24 @@ def _scores(path: Path) -> Optional[dict]:
     rows = _csv_rows(path)
     return {r["task"]: {m: _num(v) for m, v in r.items() if m != "task"} for r in rows} if rows else None
 
+def train_summary(run_dir) -> Optional[dict]:
+    "What the train stage did (from `09_train/student/meta.json`): steps, tokens trained, wall time, and its loss curve."
+    f = Path(run_dir) / STAGES["train"].folder / "student" / "meta.json"
+    if not f.exists(): return None
+    m = json.loads(f.read_text())
+    hist = m.get("log_history") or []
+    trained = [h["num_tokens"] for h in hist if _num(h.get("num_tokens")) is not None]
+    return dict(steps=m.get("steps"), wall_s=m.get("wall_s"), tokens_trained=trained[-1] if trained else None,
+                data={k: v for k, v in (m.get("data") or {}).items() if isinstance(v, dict)},
+                options={k: (m.get("options") or {}).get(k) for k in ("finetune", "max_length", "batching", "learning_rate", "max_steps")},
+                loss=[[h["step"], round(h["loss"], 4)] for h in hist if _num(h.get("loss")) is not None],
+                eval_loss=[[h["step"], round(h["eval_loss"], 4)] for h in hist if _num(h.get("eval_loss")) is not None])
+
+def eval_summary(run_dir) -> Optional[dict]:
+    "The evaluation's statistics the aup stage wrote (`11_aup/stats.json`): per method AUP, scored submissions, format errors; the paired bootstrap."
+    f = Path(run_dir) / STAGES["aup"].folder / "stats.json"
+    return json.loads(f.read_text()) if f.exists() else None
+
 def run_summary(run_dir) -> dict:
     "The summary of a run folder (see the keys above)."
     run_dir = Path(run_dir)
@@ -269,6 +287,7 @@ def run_summary(run_dir) -> dict:
         wall_s=dict(stages=add("wall_s"), notebooks=add("notebook_wall_s"),
                     pipeline=round(sum(i.get("wall_s") or 0 for i in invs), 2) if invs else None),
         stages=stages, funnels=funnels, aup=aup or None, scores=scores or None,
+        train=train_summary(run_dir), eval_stats=eval_summary(run_dir),
         figures=sorted(p.name for p in fig.iterdir() if p.suffix in (".png", ".pdf", ".svg")) if fig.is_dir() else [],
         disk_bytes=dict(total=disk_bytes(run_dir), cache=disk_bytes(run_dir / "cache"), notebooks=disk_bytes(run_dir / "notebooks")))
 

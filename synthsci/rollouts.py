@@ -4,8 +4,7 @@
 
 # %% ../nbs/20_rollouts.ipynb 3
 from __future__ import annotations
-import dataclasses, hashlib, io, json, multiprocessing, os, re, secrets, select, shutil, signal, socket, subprocess, sys, tarfile
-import tempfile, threading, time
+import dataclasses, multiprocessing, os, re, select, shutil, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -15,12 +14,13 @@ from .llm import Completion, Usage
 from .aci import load_task
 from .agent import AgentConfig, LLMPolicy, run_agent
 from .trajectory import read_trajectory, save_trajectory
+from .cluster import (ClusterRunner, LocalRayCluster, RaySpec, cluster_slots, clear_scratch, free_port, pack_folder,   # kept importable from here
+                              ray_connect, scratch_root, unpack_task)
 
 # %% auto 0
 __all__ = ['RolloutOptions', 'RolloutUnit', 'unit_id', 'SimulatedTeacher', 'make_policy', 'fresh_dir', 'rollout', 'exit_with',
-           'ended_early', 'run_in_process', 'cluster_slots', 'pack_folder', 'unpack_task', 'scratch_root', 'on_node',
-           'clear_scratch', 'ray_connect', 'RayRunner', 'rollout_tasks', 'rollout_units', 'charge', 'run_rollouts',
-           'free_port', 'LocalRayCluster']
+           'ended_early', 'run_in_process', 'on_node', 'RayRunner', 'rollout_tasks', 'rollout_units', 'charge',
+           'run_rollouts']
 
 # %% ../nbs/20_rollouts.ipynb
 @dataclass
@@ -51,6 +51,11 @@ class RolloutOptions:
     keep_workspaces: bool = False
     expert: dict = field(default_factory=dict)      # ScriptedExpert options, e.g. {p_typo: 0.3, run_timeout_s: 120}
     simulated: dict = field(default_factory=dict)   # SimulatedTeacher options: {delay_s, steps}
+
+    def ray_spec(self) -> RaySpec:
+        "The cluster settings (synthsci.cluster) of these options."
+        return RaySpec(self.ray_address, self.sandbox_resource, self.cpus_per_rollout, self.gpus_per_rollout, self.node_retries, self.ship_tasks,
+                       self.scratch_dir, self.keep_workspaces, self.workers, stage="rollouts", unit="rollout")
 
     def agent_config(self) -> AgentConfig:
         return AgentConfig(max_steps=self.max_steps, cost_limit_usd=self.cost_limit_usd, max_context_tokens=self.max_context_tokens,
@@ -183,43 +188,6 @@ def _finished(unit: RolloutUnit) -> Optional[Trajectory]:
     return t if t.exit_status else None
 
 # %% ../nbs/20_rollouts.ipynb
-def cluster_slots(nodes: list[dict], opts: RolloutOptions) -> dict[str, int]:
-    "`{node id: rollouts it can run at once}` of the live nodes (as `ray.nodes()` lists them); a one-line error when none can run one."
-    res = opts.sandbox_resource
-    need = {k: v for k, v in {"CPU": opts.cpus_per_rollout, "GPU": opts.gpus_per_rollout, **({res: 1.0} if res else {})}.items() if v > 0}
-    live = [n for n in nodes if n.get("Alive")]
-    slots = {n["NodeID"]: int(min((n.get("Resources", {}).get(k, 0.0) / v for k, v in need.items()), default=1.0) + 1e-9) for n in live}
-    if any(slots.values()): return {k: v for k, v in slots.items() if v}
-    if res and live and not any(res in n.get("Resources", {}) for n in live):
-        raise SynthsciError(f"the Ray cluster has no node with the {res!r} resource: start each node with "
-                            f"`ray start ... --resources='{{\"{res}\": N}}'` (N: the sandboxes that node may run at once), "
-                            "or set stages.rollouts.sandbox_resource to null to place rollouts by CPUs alone")
-    have = "; ".join(f"{n['NodeID'][:8]} has " + ", ".join(f"{k} {n.get('Resources', {}).get(k, 0):g}" for k in need) for n in live)
-    raise SynthsciError(f"no live Ray node can run a rollout, which asks for {', '.join(f'{k} {v:g}' for k, v in need.items())}: "
-                        f"{have or 'the cluster has no live node'}")
-
-# %% ../nbs/20_rollouts.ipynb
-def pack_folder(path) -> bytes:
-    "A folder as gzipped tar bytes, to send to nodes that do not share its filesystem."
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar: tar.add(str(path), arcname=".")
-    return buf.getvalue()
-
-def unpack_task(task: Task, blob: bytes, digest: str, root) -> Task:
-    "`task` with its folder unpacked under `root` (once: a folder named by the bytes' digest is complete or absent)."
-    d = Path(root) / "tasks" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', task.id)}-{digest}"
-    if not d.is_dir():
-        tmp = d.with_name(f".{d.name}.{secrets.token_hex(4)}")
-        tmp.mkdir(parents=True)
-        with tarfile.open(fileobj=io.BytesIO(blob)) as tar: tar.extractall(tmp, filter="data")
-        try: os.rename(tmp, d)
-        except OSError: shutil.rmtree(tmp, ignore_errors=True)    # another rollout of this task on this node was first
-    return dataclasses.replace(task, path=str(d))
-
-def scratch_root(scratch_dir: Optional[str], key: str) -> Path:
-    "A stage's scratch folder on a node: its rollouts' workspaces, partial trajectories and unpacked tasks."
-    return Path(scratch_dir or tempfile.gettempdir()) / "synthsci-ray" / key
-
 def on_node(unit: RolloutUnit, blob: Optional[bytes], digest: str, key: str) -> Trajectory:
     "One rollout as a Ray task, in its node's scratch folder: it returns the trajectory and leaves nothing of it there."
     import ray
@@ -231,87 +199,25 @@ def on_node(unit: RolloutUnit, blob: Optional[bytes], digest: str, key: str) -> 
     t.provenance["ray_node"] = ray.get_runtime_context().get_node_id()
     return t
 
-def clear_scratch(scratch_dir: Optional[str], key: str, keep_workspaces: bool = False):
-    "Remove a stage's scratch folder on this node: its unpacked tasks and what crashed rollouts left (and the workspaces, unless kept)."
-    root = scratch_root(scratch_dir, key)
-    for d in ([root / "tasks", root / "traj"] if keep_workspaces else [root]): shutil.rmtree(d, ignore_errors=True)
-
 # %% ../nbs/20_rollouts.ipynb
-def ray_connect(opts: RolloutOptions, **init):
-    "The `ray` module, connected: to a new cluster here (`ray_address: local`, with `workers` sandbox slots) or to `ray_address`."
-    try: import ray
-    except ImportError: raise SynthsciError("ray_address is set but Ray is not installed: pip install 'synthsci[ray]' (or ray[default])") from None
-    if not ray.is_initialized():
-        local = opts.ray_address == "local"
-        if local and opts.sandbox_resource: init = {"resources": {opts.sandbox_resource: opts.workers}, **init}
-        try: ray.init(address=None if local else opts.ray_address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False, **init)
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            raise SynthsciError(f"could not join the Ray cluster at {opts.ray_address!r} ({str(e).splitlines()[0][:200]}): start one with "
-                                "`ray start --head`, or set stages.rollouts.ray_address to local or to the head's host:port") from None
-    return ray
-
-def _lost_node(e: Exception) -> Optional[str]:
-    m = re.search(r"node ID: ([0-9a-f]{16,})", str(e))
-    return m.group(1) if m else None
-
-class RayRunner:
-    "Runs units as Ray tasks of one sandbox slot each; a unit whose node is lost is submitted again, up to `node_retries` times."
+class RayRunner(ClusterRunner):
+    "Rollouts as Ray tasks of one sandbox slot each (`on_node`); a rollout whose node is lost is submitted again, up to `node_retries` times."
     def __init__(self, opts: RolloutOptions, folder, **init):
-        self.ray, self.opts, self.lock = ray_connect(opts, **init), opts, threading.Lock()
-        nodes = self.ray.nodes()
-        slots = cluster_slots(nodes, opts)
-        self.nodes = {n["NodeID"]: dict(address=f"{n['NodeManagerAddress']}:{n['NodeManagerPort']}", slots=slots[n["NodeID"]])
-                      for n in nodes if n["NodeID"] in slots}
-        self.key = hashlib.sha256(f"{socket.gethostname()}:{Path(folder).absolute()}".encode()).hexdigest()[:12]
-        res = {opts.sandbox_resource: 1} if opts.sandbox_resource else {}
-        self.remote = self.ray.remote(num_cpus=opts.cpus_per_rollout, num_gpus=opts.gpus_per_rollout, resources=res, max_retries=0)(on_node)
-        self.blobs, self.lost = {}, {}
-
-    @property
-    def slots(self) -> int: return sum(n["slots"] for n in self.nodes.values())
-
-    def task_blob(self, task: Task) -> tuple:
-        "The task folder in the object store (put there once) and its digest; `(None, '')` when tasks are not shipped."
-        if not self.opts.ship_tasks: return None, ""
-        with self.lock:
-            if task.path not in self.blobs:
-                b = pack_folder(task.path)
-                self.blobs[task.path] = (self.ray.put(b), hashlib.sha256(b).hexdigest()[:12])
-            return self.blobs[task.path]
+        super().__init__(opts.ray_spec(), folder, on_node, ray=ray_connect(opts.ray_spec(), **init))
+        self.opts = opts
 
     def __call__(self, unit: RolloutUnit) -> Trajectory:
-        ex, lost, blob = self.ray.exceptions, [], self.task_blob(unit.task)
-        while True:
-            try: t = self.ray.get(self.remote.remote(unit, *blob, self.key)); break
-            except (ex.NodeDiedError, ex.ObjectLostError) as e:     # the node went, with the rollout or its result
-                lost.append(dict(node=_lost_node(e), error=type(e).__name__, at=round(time.time(), 3)))
-                with self.lock: self.lost[unit.id] = lost
-                if len(lost) > self.opts.node_retries:
-                    raise SynthsciError(f"rollout {unit.id}: its Ray node was lost {len(lost)} times (node_retries: {self.opts.node_retries})") from None
-                cluster_slots(self.ray.nodes(), self.opts)          # a one-line error when no node is left to take it
-            except (ex.WorkerCrashedError, ex.RayTaskError, ex.RaySystemError) as e:
-                saved = scratch_root(self.opts.scratch_dir, self.key)   # readable here when the node is this machine
-                t = ended_early(unit, f"worker_crashed (ray: {type(e).__name__})", saved / "traj" / unit.id)
-                for d in (saved / "traj" / unit.id, saved / "work" / unit.id): shutil.rmtree(d, ignore_errors=True)
-                break
+        ex = self.ray.exceptions
+        try: t = self.submit(unit.id, unit, *self.task_blob(unit.task), self.key)
+        except (ex.WorkerCrashedError, ex.RayTaskError, ex.RaySystemError) as e:
+            saved = scratch_root(self.opts.scratch_dir, self.key)   # readable here when the node is this machine
+            t = ended_early(unit, f"worker_crashed (ray: {type(e).__name__})", saved / "traj" / unit.id)
+            for d in (saved / "traj" / unit.id, saved / "work" / unit.id): shutil.rmtree(d, ignore_errors=True)
+        lost = self.losses(unit.id)
         t.parent_id = unit.task.id
         t.provenance["ray"] = dict(node=t.provenance.pop("ray_node", None), attempts=len(lost) + 1, lost=lost)
         save_trajectory(t, unit.traj_dir, unit.task)
         return t
-
-    def clean(self, timeout_s: float = 60):
-        "When the stage is over: clear its scratch folder on every live node, with a task pinned to each (a lost node keeps its own)."
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-        clear = self.ray.remote(num_cpus=0, max_retries=0)(clear_scratch)
-        refs = [clear.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-                     .remote(self.opts.scratch_dir, self.key, self.opts.keep_workspaces) for n in self.ray.nodes() if n["Alive"]]
-        self.ray.wait(refs, num_returns=len(refs), timeout=timeout_s)
-
-    def summary(self) -> dict:
-        "For the stage's manifest entry: the nodes, the ones lost, the units submitted again, the scratch folder under each node's temp folder."
-        lost = sorted({l["node"] or "?" for ls in self.lost.values() for l in ls})
-        return dict(address=self.opts.ray_address, slots=self.slots, nodes=self.nodes, nodes_lost=lost,
-                    resubmitted={u: len(ls) for u, ls in sorted(self.lost.items())}, scratch=f"synthsci-ray/{self.key}")
 
 # %% ../nbs/20_rollouts.ipynb
 def rollout_tasks(run, opts: RolloutOptions) -> list[Task]:
@@ -370,76 +276,3 @@ def run_rollouts(cfg: RunConfig, progress: bool = True) -> Path:
     finally:
         if opts.ray_address: run.update_stage(stage, ray=runner.summary())
     return folder
-
-# %% ../nbs/20_rollouts.ipynb
-def free_port() -> int:
-    "A TCP port that nothing listens on now."
-    with socket.socket() as s: s.bind(("127.0.0.1", 0)); return s.getsockname()[1]
-
-class LocalRayCluster:
-    "A head and `workers` worker nodes here, each `ray start`ed with `cpus` CPUs and `sandboxes` sandbox slots, each its own process group."
-    def __init__(self, temp_dir, workers: int = 2, cpus: int = 1, sandboxes: int = 1, resource: str = "synthsci_sandbox", timeout_s: float = 300):
-        self.temp_dir, self.pgids, self.ports = Path(temp_dir), [], []
-        if len(str(self.temp_dir.absolute())) > 40:   # Ray's socket paths, under <temp_dir>/session_<date>_<pid>/sockets, must stay short
-            raise SynthsciError(f"{temp_dir}: give LocalRayCluster a temp_dir of at most 40 characters (e.g. one made under /tmp)")
-        self.env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
-        port, self.timeout_s, self.resource = free_port(), timeout_s, resource
-        self.address = f"127.0.0.1:{port}"
-        try:
-            self._start(["--head", f"--port={port}", f"--temp-dir={self.temp_dir.absolute()}", "--include-dashboard=false"], cpus, sandboxes)
-            for _ in range(workers): self._start([f"--address={self.address}"], cpus, sandboxes)
-        except BaseException: self.stop(); raise
-
-    def node_tmp(self, i: int) -> Path: return self.temp_dir / f"node{i}"
-
-    def _start(self, args, cpus, sandboxes, tries: int = 3):
-        "Start node i, one at a time: `ray start` gives a node 30 s to register, which a loaded machine can miss (then it tries again)."
-        for n in range(tries):
-            p = self._popen(args, cpus, sandboxes)
-            try: out = p.communicate(timeout=self.timeout_s)[0]
-            except subprocess.TimeoutExpired: out = f"no answer in {self.timeout_s:g} s"
-            if p.returncode == 0: return
-            os.killpg(self.pgids.pop(), signal.SIGKILL); self.ports.pop()      # what the failed start left
-            if "timed out during startup" not in out or n == tries - 1:
-                raise SynthsciError(f"ray start failed ({p.returncode}): {(out.strip().splitlines() or [''])[-1][:300]}")
-
-    def _popen(self, args, cpus, sandboxes) -> subprocess.Popen:
-        i, nm = len(self.ports), free_port()
-        self.node_tmp(i).mkdir(parents=True, exist_ok=True)
-        cmd = [str(Path(sys.executable).with_name("ray")), "start", *args, f"--num-cpus={cpus}", f"--resources={json.dumps({self.resource: sandboxes})}",
-               "--node-ip-address=127.0.0.1", f"--node-manager-port={nm}", "--disable-usage-stats",
-               *(f"--{p}={free_port()}" for p in ("object-manager-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-                                                   "runtime-env-agent-port", "metrics-export-port"))]
-        p = subprocess.Popen(cmd, env={**os.environ, **self.env, "TMPDIR": str(self.node_tmp(i).absolute())}, start_new_session=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.pgids.append(p.pid); self.ports.append(nm)
-        return p
-
-    def kill_node(self, i: int):
-        "Lose node `i` (0 is the head) at once: SIGKILL to its whole process group."
-        os.killpg(self.pgids[i], signal.SIGKILL)
-
-    def pids(self) -> list[int]:
-        "This cluster's live processes: those that carry its token (Ray's workers inherit it from their raylet), this one excepted."
-        tok, out = f"RAY_AUTH_TOKEN={self.env['RAY_AUTH_TOKEN']}".encode(), []
-        for p in Path("/proc").iterdir():
-            if not p.name.isdigit() or int(p.name) == os.getpid(): continue
-            try:
-                if tok in (p / "environ").read_bytes().split(b"\0") and (p / "stat").read_text().split(") ")[-1][0] != "Z": out.append(int(p.name))
-            except OSError: pass
-        return out
-
-    def stop(self, wait_s: float = 20):
-        "End every process of this cluster (its process groups, then anything else that carries its token), and wait until they are gone."
-        for g in self.pgids:
-            try: os.killpg(g, signal.SIGKILL)
-            except ProcessLookupError: pass
-        deadline = time.time() + wait_s
-        while (left := self.pids()) and time.time() < deadline:
-            for pid in left:
-                try: os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError: pass
-            time.sleep(0.2)
-
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.stop()

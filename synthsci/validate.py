@@ -4,11 +4,11 @@
 
 # %% ../nbs/15_validate.ipynb 2
 from __future__ import annotations
-import hashlib, json, math, os, random, re, shutil, tempfile, time
+import dataclasses, hashlib, json, math, os, random, re, secrets, shutil, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
-from .core import (check_ranges, read_yaml, upstream, Record, RunConfig, SynthsciError, Task, ValidationReport, atomic_write, make_id, open_run, read_jsonl,
+from .core import (check_ranges, current_stage, llm_cache_dir, read_yaml, upstream, BudgetExceeded, Ledger, Record, RunConfig, SynthsciError, Task, ValidationReport, atomic_write, make_id, open_run, read_jsonl,
                            run_stage, stable_hash, stage_dir_name, stage_options, write_jsonl)
 from .aci import ACI, load_task, prepare_workspace, task_yaml
 from .sandbox import SandboxLimits, get_sandbox
@@ -18,12 +18,14 @@ from .grounding import grounding_funnel
 from .templates import METRIC_CODE, files_answer
 from .topics import first_json
 from .taskgen import PROMPTS as TASK_PROMPTS, TaskgenOptions, ask_code, task_messages, taskgen_teacher, teacher_file, write_code
+from .cluster import ClusterRunner, RaySpec, node_id, pack_folder, replace_folder, safe_name, scratch_root, unpack_task
 
 # %% auto 0
 __all__ = ['METRIC_BEST', 'FINAL', 'CHECKS', 'PROMPTS', 'FUNNEL_STAGES', 'ValidateOptions', 'reads_hidden', 'label_leaks',
            'Failure', 'run_baseline', 'run_evaluator', 'metric_function', 'scored_rows', 'bootstrap_interval',
            'check_task', 'Attempt', 'review_task', 'write_baseline_scores', 'validate_task', 'read_attempts',
-           'task_funnel', 'funnel_table', 'ladder_table', 'ladder_summary', 'plot_ladder', 'run_validate']
+           'task_funnel', 'funnel_table', 'ladder_table', 'ladder_summary', 'plot_ladder', 'ray_teacher_config',
+           'validate_here', 'validate_on_node', 'charge_usage', 'ValidateRunner', 'run_validate']
 
 # %% ../nbs/15_validate.ipynb
 @dataclass
@@ -46,12 +48,21 @@ class ValidateOptions:
     n_boot: int = 1000                # bootstrap resamples of the scored rows
     review: str = "auto"              # a reviewer prompt judges fidelity to the topic: 'on', 'off', 'auto' (on with an LLM teacher)
     prompts: dict = field(default_factory=dict)   # overrides of PROMPTS
+    ray_address: Optional[str] = None # None: a local thread pool; 'local' (a Ray cluster here), 'auto', 'host:port', 'ray://host:port' (see 02c_cluster)
+    sandbox_resource: Optional[str] = "synthsci_sandbox"  # Ray resource a task's validation takes one of (a node's count caps its sandboxes); None: CPUs alone
+    node_retries: int = 3             # times a task whose Ray node died is submitted again (in a fresh copy of its folder)
+    ship_tasks: bool = True           # Ray: send each task folder through the object store (False: the same path on every node)
 
     def __post_init__(self):
         check_ranges(self, "stages.validate", p_debug=(0, 1), k=(1, None), timeout_s=(1, None), eval_timeout_s=(1, None), memory_gb=(0.1, None),
                      output_bytes=(1000, None), workers=(1, None), min_rows=(1, None), min_headroom=(0, 1), max_ci_share=(0, None),
-                     confidence=(0.5, 0.999), n_boot=(100, None))
+                     confidence=(0.5, 0.999), n_boot=(100, None), node_retries=(0, None))
         if self.review not in ("auto", "on", "off"): raise SynthsciError(f"stages.validate.review must be one of auto, on, off, not {self.review!r}")
+
+    def ray_spec(self) -> RaySpec:
+        "The cluster settings (synthsci.cluster) of these options: a task's validation takes one sandbox slot and one CPU."
+        return RaySpec(self.ray_address, self.sandbox_resource, 1.0, 0.0, self.node_retries, self.ship_tasks, workers=self.workers,
+                       stage="validate", unit="validation")
 
 # %% ../nbs/15_validate.ipynb
 _HIDDEN_REF = re.compile(r"hidden/|SYNTHSCI_HIDDEN|['\"]/task\b")
@@ -516,18 +527,71 @@ def plot_ladder(table, path=None):
     return fig
 
 # %% ../nbs/15_validate.ipynb
+def ray_teacher_config(cfg: RunConfig) -> RunConfig:
+    "`cfg` with the teacher's answer cache at its absolute path: a node's Ray worker does not start in the driver's folder."
+    return dataclasses.replace(cfg, teacher=dataclasses.replace(cfg.teacher, cache_dir=str(llm_cache_dir(cfg).absolute())))
+
+def validate_here(task: Task, job: dict) -> dict:
+    "One task's whole validation, the teacher built here from `job['cfg']` with a ledger of its own: `{report, attempts, usage, folder}` (the folder packed), or `{budget, usage}` when the budget ran out."
+    cfg, topts, stage = job["cfg"], job["taskgen"], job["stage"]
+    ledger, token = Ledger(budget_usd=job.get("budget_left")), current_stage.set(stage)
+    try:
+        llm = taskgen_teacher(cfg, topts, ledger)
+        report, attempts = validate_task(task, llm, job["opts"], cfg.seed, topts.prompts, topts.repairs, **cfg.teacher.params)
+        return dict(report=report, attempts=attempts, usage=ledger.stages, folder=pack_folder(task.path))
+    except BudgetExceeded as e: return dict(budget=str(e), usage=ledger.stages)
+    finally: current_stage.reset(token)
+
+def validate_on_node(task: Task, blob: Optional[bytes], digest: str, key: str, job: dict) -> dict:
+    "`validate_here` as a Ray task, on a fresh copy of the task folder (from `blob`, or its own path when tasks are not shipped) in this node's scratch, removed afterwards."
+    root = scratch_root(None, key)
+    src = unpack_task(task, blob, digest, root).path if blob is not None else task.path
+    work = root / "work" / f"{safe_name(task.id)}-{secrets.token_hex(4)}"
+    shutil.copytree(src, work)
+    try: return {**validate_here(dataclasses.replace(task, path=str(work)), job), "node": node_id()}
+    finally: shutil.rmtree(work, ignore_errors=True)
+
+def charge_usage(ledger: Ledger, usage: dict):
+    "Add a node's ledger (`Ledger.stages`) to the run's."
+    for stage, s in usage.items():
+        if any(s.values()):
+            ledger.charge(s.get("input_tokens", 0), s.get("output_tokens", 0), s.get("cost_usd", 0.0), stage=stage, calls=s.get("calls", 0),
+                          cached_calls=s.get("cached_calls", 0), saved_usd=s.get("saved_usd", 0.0))
+
+class ValidateRunner(ClusterRunner):
+    "Each task's validation as a Ray task (`validate_on_node`); the driver charges its usage and swaps its task folder into the run folder."
+    def __init__(self, opts: ValidateOptions, folder, cfg: RunConfig, topts: TaskgenOptions, stage: str, **init):
+        super().__init__(opts.ray_spec(), folder, validate_on_node, **init)
+        self.job = dict(cfg=ray_teacher_config(cfg), taskgen=topts, opts=opts, stage=stage)
+
+    def __call__(self, task: Task, ledger: Ledger) -> tuple[ValidationReport, list[Attempt]]:
+        left = None if ledger.budget_usd is None else ledger.budget_usd - ledger.cost_usd
+        out = self.submit(task.id, task, *self.task_blob(task), self.key, {**self.job, "budget_left": left})
+        charge_usage(ledger, out["usage"])
+        if "budget" in out: raise BudgetExceeded(out["budget"])
+        replace_folder(task.path, out["folder"])
+        return out["report"], out["attempts"]
+
+# %% ../nbs/15_validate.ipynb
 def run_validate(cfg: RunConfig) -> Path:
     "Validate every task of `04_tasks/` with the self-debugging loop into `05_validated/`; the funnel into the manifest."
     opts, topts = stage_options(ValidateOptions, cfg, "validate"), stage_options(TaskgenOptions, cfg, "taskgen")
     run, ledger = open_run(cfg)
     tasks = run.read(stage_dir_name("taskgen"), Task)
     upstream(run, "taskgen", tasks, "tasks")
-    stage, llm = stage_dir_name("validate"), taskgen_teacher(cfg, topts, ledger)
+    stage = stage_dir_name("validate")
+    runner = ValidateRunner(opts, run.stage_dir(stage), cfg, topts, stage) if opts.ray_address else None   # else: a local thread pool
+    llm = None if runner else taskgen_teacher(cfg, topts, ledger)
     def one(task):
-        report, attempts = validate_task(task, llm, opts, cfg.seed, topts.prompts, topts.repairs, **cfg.teacher.params)
+        if runner: report, attempts = runner(task, ledger)
+        else: report, attempts = validate_task(task, llm, opts, cfg.seed, topts.prompts, topts.repairs, **cfg.teacher.params)
         write_jsonl(attempts, run.stage_dir(stage) / "attempts" / f"{task.id}.jsonl")
         return [report]
-    run_stage(run, stage, [(t.id, t) for t in tasks], one, ledger=ledger, workers=opts.workers)
+    try:
+        run_stage(run, stage, [(t.id, t) for t in tasks], one, ledger=ledger, workers=max(opts.workers, runner.slots if runner else 0))
+        if runner: runner.clean()    # every task has returned: nothing runs in the scratch folders now
+    finally:
+        if runner: run.update_stage(stage, ray=runner.summary())
     funnel, table = task_funnel(run), ladder_table(run)
     atomic_write(run.path / stage / "ladder.csv", table.to_csv(index=False))
     summary = ladder_summary(table, funnel)

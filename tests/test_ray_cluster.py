@@ -2,14 +2,17 @@
 sandbox slot each) that loses a worker node half-way through the stage: the stage finishes on what is left, every
 unit is done exactly once, and the units that were on the lost node are the ones submitted again.
 
+The same for validation: five tasks validated on such a cluster that loses a worker node half-way give the reports,
+attempts, funnel, teacher calls and task folders of the local thread pool, every task validated exactly once.
+
 The driver runs in a process of its own, as `synthsci run` would, joined to the cluster by its address and token."""
-import json, os, shutil, subprocess, sys, tempfile, time
+import json, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import pytest
 
 pytest.importorskip("ray", reason="ray is not installed (the optional extra 'ray')")
 from synthsci.core import Run, Trajectory
-from synthsci.rollouts import LocalRayCluster
+from synthsci.cluster import LocalRayCluster
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
@@ -77,3 +80,101 @@ def test_a_worker_node_lost_half_way(tmp_path):
         else:
             assert r["attempts"] == 1 and r["lost"] == []
     print(f"recovered in {recovered_s:.1f} s after the kill; resubmitted: {ray['resubmitted']}")
+
+
+# --- validation on the same kind of cluster -------------------------------------------------------------------------
+def make_tasks(root, run_id, iris_dir):
+    """Five tasks in the 04_tasks of run `run_id`, each in a folder of its own (validation writes into it): the hand-written
+    fixtures wine and diabetes (wine twice), and a task of the scripted taskgen twice, once good and once with a baseline
+    that crashes (the teacher, called on the node, fixes it)."""
+    from synthsci.aci import load_task
+    from synthsci.core import write_jsonl
+    from synthsci.taskgen import teacher_file, write_code
+    from synthsci.templates import BUGS
+    run, d, tasks = Run(run_id, root), root / f"{run_id}-tasks", []
+    for name, src in (("wine", FIXTURES / "wine"), ("wine-b", FIXTURES / "wine"), ("diabetes", FIXTURES / "diabetes"), ("iris", iris_dir), ("iris-crash", iris_dir)):
+        shutil.copytree(src, d / name)
+        if name.startswith("iris"):       # the task's id, in its spec (a fix rewrites the task YAML from it and reloads the task)
+            meta = json.loads((d / name / "taskgen.json").read_text()); meta["spec"]["task_id"] = name
+            (d / name / "taskgen.json").write_text(json.dumps(meta))
+            files = {n: teacher_file(d / name, n).read_text() for n in meta["files"]}
+            write_code(d / name, meta["spec"], BUGS["crash"](files) if name == "iris-crash" else files, meta["layout"])
+        else:                              # a hand-written fixture: its id in its YAML
+            y = d / name / "task.yaml"
+            y.write_text(re.sub(r"(?m)^id: .*$", f"id: {name}", y.read_text(), count=1))
+        t = load_task(d / name)
+        write_jsonl([t], run.unit_path("04_tasks", t.id)); tasks.append(t)
+    return tasks
+
+
+def validated(run_id, root):
+    "What a validate stage left: its reports, attempts (less their timing), funnel, ledger and each task folder's files."
+    from synthsci.core import Task, ValidationReport
+    from synthsci.validate import read_attempts
+    run = Run(run_id, root)
+    m = run.manifest["stages"]["05_validated"]
+    folders = {t.id: {p.relative_to(t.path).as_posix(): p.read_bytes() for p in sorted(Path(t.path).rglob("*")) if p.is_file()}
+               for t in run.read("04_tasks", Task)}
+    return dict(reports=sorted((r.to_dict() for r in run.read("05_validated", ValidationReport)), key=lambda r: r["id"]),
+                attempts=[{**a.to_dict(), "seconds": None} for a in read_attempts(run)], funnel=m["funnel"],
+                calls=m["calls"], folders=folders), m
+
+
+VALIDATE = ["teacher.spec=scripted", "seed=0", "stages.taskgen.p_bug=0",
+            "stages.validate={k: 2, p_debug: 1.0, timeout_s: 60, eval_timeout_s: 30, agent_check: false, quality: false, workers: 1}"]
+
+
+def test_validation_on_a_cluster_that_loses_a_worker_node(tmp_path):
+    from synthsci.cards import catalog_card
+    from synthsci.core import Proposal, load_config
+    from synthsci.llm import ScriptedLLM
+    from synthsci.taskgen import generate_task
+    from synthsci.templates import scripted_taskgen
+    from synthsci.validate import run_validate
+    iris = Proposal(id="proposal-iris", parent_id="topic-iris", topic="Iris species", dataset_id="sklearn/iris", target="species", metric="accuracy",
+                    direction="max", task_kind="tabular-classification", baseline_idea="logistic regression", resources={"cpu_minutes": 1})
+    iris_dir = Path(generate_task(iris, catalog_card("sklearn/iris"), ScriptedLLM(scripted_taskgen(p_bug=0)), tmp_path / "gen").path)
+    # the local thread pool first: the results the cluster must give
+    make_tasks(tmp_path, "local", iris_dir)
+    run_validate(load_config(overrides=[f"runs_dir={tmp_path}", "run_id=local", *VALIDATE, "stages.validate.workers=2"]))
+    local, _ = validated("local", tmp_path)
+    assert local["funnel"]["valid"] == 5 and local["funnel"]["rescued_by_fix"] == 1     # the teacher fixed the crashing baseline
+
+    make_tasks(tmp_path, "c", iris_dir)
+    stage = tmp_path / "c" / "05_validated"
+    short = Path(tempfile.mkdtemp(prefix="rv", dir="/tmp"))
+    log = open(tmp_path / "driver.log", "w+")
+    over = [f"runs_dir={tmp_path}", "run_id=c", *VALIDATE]
+    try:
+        with LocalRayCluster(short, workers=2, cpus=1, sandboxes=1) as cluster:
+            code = ("from synthsci.validate import run_validate; from synthsci.core import load_config; "
+                    f"run_validate(load_config(overrides={over + [f'stages.validate.ray_address={cluster.address}']!r}))")
+            driver = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **cluster.env}, stdout=log, stderr=subprocess.STDOUT)
+            on_node2, deadline = [], time.time() + 240     # half-way: a task validated, one in flight on worker node 2
+            while time.time() < deadline and driver.poll() is None:
+                on_node2 = [p.name.rsplit("-", 1)[0] for p in cluster.node_tmp(2).glob("synthsci-ray/*/work/*")]
+                if on_node2 and len(list(stage.glob("*.jsonl"))) >= 1: break
+                time.sleep(0.1)
+            done_before = {p.stem for p in stage.glob("*.jsonl")}
+            assert on_node2 and driver.poll() is None, f"no task was validated on node 2 while the stage ran: {done_before}"
+            cluster.kill_node(2)
+            assert driver.wait(timeout=240) == 0, (log.seek(0), log.read()[-3000:])[1]
+            m = Run("c", tmp_path).manifest["stages"]["05_validated"]
+            assert [(cluster.node_tmp(i) / m["ray"]["scratch"]).exists() for i in range(3)] == [False, False, True]   # cleared where nodes live
+        assert not cluster.pids()
+    finally:
+        log.close()
+        shutil.rmtree(short, ignore_errors=True)
+
+    mine, m = validated("c", tmp_path)
+    assert (m["status"], m["units_total"], m["units_done"], m["errors"]) == ("complete", 5, 5, {})
+    assert sorted(p.stem for p in stage.glob("*.jsonl")) == sorted(local["folders"])            # every task exactly once
+    assert sorted(p.stem for p in (stage / "attempts").glob("*.jsonl")) == sorted(local["folders"])
+    for k in ("reports", "attempts", "funnel", "calls"): assert mine[k] == local[k], k        # what the local pool found, and its teacher calls
+    assert mine["folders"] == local["folders"]                                                  # the fixed code and baseline scores, swapped in
+    assert list((tmp_path / "c" / "cache" / "llm").rglob("*"))                                  # the nodes' teacher answered through the run's cache
+    ray = m["ray"]
+    killed_id = next(i for i, n in ray["nodes"].items() if n["address"].endswith(f":{cluster.ports[2]}"))
+    assert ray["slots"] == 3 and ray["nodes_lost"] == [killed_id]
+    assert set(on_node2) <= set(ray["resubmitted"]) and not set(ray["resubmitted"]) & done_before
+    print(f"validation: resubmitted {ray['resubmitted']} after node 2 was lost")

@@ -303,3 +303,99 @@ def test_validate_options_out_of_range_are_one_line_errors():
     from synthsci.core import SynthsciError
     with pytest.raises(SynthsciError, match=r"^stages\.validate\.min_headroom must be between 0 and 1, not 2$"): ValidateOptions(min_headroom=2)
     with pytest.raises(SynthsciError, match=r"^stages\.validate\.review must be one of auto, on, off, not 'always'$"): ValidateOptions(review="always")
+
+
+# --- Ray: the validate stage's units on a cluster (synthsci.cluster), here with a stand-in for the `ray` module ----------
+# (tests/test_ray_cluster.py runs it on a real head + two worker nodes and kills one)
+class LosingRay:
+    """Just enough of the `ray` module for ValidateRunner: each Ray task runs here, in this process, but the first submission
+    of each unit in `lose` runs to its end (or not at all: `run_lost=False`) and then its node dies before the driver has the result (`NodeDiedError`)."""
+    def __init__(self, lose=(), run_lost=True):
+        import ray
+        self.exceptions, self.lose, self.run_lost, self.calls, self.remotes = ray.exceptions, set(lose), run_lost, {}, []
+    def nodes(self):
+        return [dict(NodeID=n * 56, Alive=True, NodeManagerAddress="10.0.0.1", NodeManagerPort=i, Resources={"CPU": 1.0, "synthsci_sandbox": 1.0})
+                for i, n in enumerate("ab")]
+    def put(self, x): return x
+    def remote(self, **resources):
+        self.remotes.append(resources)
+        return _Remote
+    def wait(self, refs, num_returns, timeout):
+        for fn, a in refs: fn(*a)          # the scratch folders, cleared
+        return refs, []
+    def get(self, ref):
+        fn, a = ref
+        task = a[0]
+        n = self.calls[task.id] = self.calls.get(task.id, 0) + 1
+        out = fn(*a) if self.run_lost or not (n == 1 and task.id in self.lose) else None
+        if n == 1 and task.id in self.lose:
+            raise self.exceptions.NodeDiedError(f"Task failed because the node it was running on is dead. Node IP: 10.0.0.1, node ID: {'a' * 56}.")
+        return out
+
+
+class _Remote:
+    "A Ray remote function whose ref is the call itself (LosingRay.get runs it)."
+    def __init__(self, fn): self.fn = fn
+    def options(self, **kw): return self
+    def remote(self, *a): return self.fn, a
+
+
+def _stage_tasks(iris_task, run, tmp_path, bugs=("crash",)):
+    "Tasks in a run's 04_tasks: copies of the generated iris task with `bugs` (a crashing baseline: the teacher fixes it), and the wine fixture (hand-written, no teacher files)."
+    tasks = []
+    for bug in bugs:
+        d = tmp_path / (bug or "good"); d.mkdir(parents=True)
+        t = variant(iris_task, d, bug); t.id = f"task-{bug or 'good'}"; tasks.append(t)
+    shutil.copytree(Path(__file__).parent / "fixtures" / "tasks" / "wine", tmp_path / "wine")
+    tasks.append(load_task(tmp_path / "wine"))
+    for t in tasks: write_jsonl([t], run.unit_path("04_tasks", t.id))
+    return tasks
+
+
+def _validated(run_id, root):
+    "What a validate stage left: reports, attempts (less their timing), the manifest's funnel and ledger, and each task folder's files."
+    run = Run(run_id, root)
+    m = run.manifest["stages"]["05_validated"]
+    tasks = run.read("04_tasks", Task)
+    folders = {t.id: {p.relative_to(t.path).as_posix(): p.read_bytes() for p in sorted(Path(t.path).rglob("*")) if p.is_file()} for t in tasks}
+    return dict(reports=sorted((r.to_dict() for r in run.read("05_validated", ValidationReport)), key=lambda r: r["id"]),
+                attempts=[{**a.to_dict(), "seconds": None} for a in read_attempts(run)], funnel=m["funnel"], ladder=m["ladder"],
+                ledger={k: m[k] for k in ("calls", "input_tokens", "output_tokens", "cost_usd")}, folders=folders), m
+
+
+def test_ray_validation_matches_the_local_pool_and_a_lost_result_is_redone_once(iris_task, tmp_path, monkeypatch):
+    pytest.importorskip("ray", reason="ray is not installed (the optional extra 'ray')")
+    import tempfile
+    import synthsci.cluster as cluster
+    stages = "stages={validate: {k: 2, p_debug: 1.0, timeout_s: 20, eval_timeout_s: 20, agent_check: false, quality: false}, taskgen: {p_bug: 0}}"
+    base = [f"runs_dir={tmp_path}", "teacher.spec=scripted", stages]
+    _stage_tasks(iris_task, Run("local", tmp_path), tmp_path / "l")
+    run_validate(load_config(overrides=base + ["run_id=local"]))
+    fake = LosingRay(lose={"task-crash"})
+    monkeypatch.setattr(cluster, "ray_connect", lambda spec, **kw: fake)
+    _stage_tasks(iris_task, Run("ray", tmp_path), tmp_path / "r")
+    run_validate(load_config(overrides=base + ["run_id=ray", "stages.validate.ray_address=auto", "stages.validate.node_retries=1"]))
+    local, ml = _validated("local", tmp_path)
+    ray, mr = _validated("ray", tmp_path)
+    assert ml["funnel"]["valid"] == 2 and ml["funnel"]["rescued_by_fix"] == 1 and local["ledger"]["calls"] >= 1   # the teacher fixed one
+    for k in ("reports", "attempts", "funnel", "ladder", "ledger"): assert ray[k] == local[k], k
+    assert sorted(ray["folders"]) == sorted(local["folders"])
+    for tid in ray["folders"]:                        # each task folder as the loop left it (the fix, the baseline's scores), swapped in
+        assert ray["folders"][tid] == local["folders"][tid], tid
+    assert fake.calls == {"task-crash": 2, "wine": 1}      # the lost one again; none twice after it was done
+    assert fake.remotes[0] == dict(num_cpus=1.0, num_gpus=0.0, resources={"synthsci_sandbox": 1}, max_retries=0)
+    assert (mr["status"], mr["units_done"], mr["ray"]["resubmitted"], mr["ray"]["nodes_lost"]) == ("complete", 2, {"task-crash": 1}, ["a" * 56])
+    assert not (Path(tempfile.gettempdir()) / mr["ray"]["scratch"]).exists()   # the copies on the "nodes", cleared
+    # more losses than node_retries: the unit is not done (a rerun does it), and the stage says so
+    monkeypatch.setattr(cluster, "ray_connect", lambda spec, **kw: LosingRay(lose={"wine"}, run_lost=False))
+    _stage_tasks(iris_task, Run("ray0", tmp_path), tmp_path / "r0", bugs=())
+    run_validate(load_config(overrides=base + ["run_id=ray0", "stages.validate.ray_address=auto", "stages.validate.node_retries=0"]))
+    m = Run("ray0", tmp_path).manifest["stages"]["05_validated"]
+    assert m["units_done"] == 0 and m["errors"] == {"wine": "SynthsciError: validation wine: its Ray node was lost 1 times (node_retries: 0)"}
+
+
+def test_ray_validation_options():
+    from synthsci.core import SynthsciError
+    spec = ValidateOptions(ray_address="auto", node_retries=5, ship_tasks=False, sandbox_resource=None, workers=4).ray_spec()
+    assert (spec.address, spec.node_retries, spec.ship_tasks, spec.resource, spec.workers, spec.stage, spec.unit) == ("auto", 5, False, None, 4, "validate", "validation")
+    with pytest.raises(SynthsciError, match=r"^stages\.validate\.node_retries must be >= 0, not -1$"): ValidateOptions(node_retries=-1)

@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Bench
 
 QUICK_AREAS = ["stages.topics.areas=[time-series forecasting, language]"]   # --quick: areas whose tasks validate in seconds
-NEW_CHECKS_OFF = ["stages.validate.quality=false", "stages.taskgen.dedupe=false", "stages.taskgen.min_eval_rows=0"]   # the checks before issue 16
+NEW_CHECKS_OFF = ["stages.validate.quality=false", "stages.taskgen.dedupe=false", "stages.taskgen.min_eval_rows=0",
+                  "stages.grounding.spread=false"]   # the checks before issue 16 (and no re-proposal of a task the run already has)
 
 
 def cpu_s() -> float:
@@ -76,7 +77,9 @@ def pipeline(cfg_path: str, overrides: list, cache: Path) -> dict:
     valid = {r.task_id for r in run.read("05_validated", ValidationReport) if r.passed}
     keys = [(t.dataset_id, Path(t.path).joinpath("taskgen.json").exists() and json.loads(Path(t.path, "taskgen.json").read_text())["spec"]["target"], t.metric)
             for t in run.read("04_tasks", Task) if t.id in valid]
+    g = stages.get("03_grounded", {})
     return dict(times=times, funnel=task_funnel(run), workers=cfg.stages.get("validate", {}).get("workers", 2),
+                spread=dict(re_proposed=g.get("spread", 0), none_left=g.get("spread_none_left", 0)),
                 teacher_calls=sum(s.get("calls", 0) - s.get("cached_calls", 0) for s in stages.values()),   # calls the cache did not answer
                 ladder=json.loads(summary.read_text()) if summary.exists() else None,
                 repeated_keys=sorted({str(k) for k in keys if keys.count(k) > 1}))
@@ -113,6 +116,7 @@ def main(argv=None) -> int:
         ladder_mean_tau=ladder.get("mean_tau"), ladder_target_ordered_share=0.9,
         valid_kinds=f["valid_kinds"], valid_datasets=f.get("valid_datasets", {}), distinct_valid_datasets=len(f.get("valid_datasets", {})),
         repeated_dataset_target_metric_after=after["repeated_keys"], repeated_dataset_target_metric_before=before["repeated_keys"],
+        spread_after=after["spread"],   # grounding re-proposed a task the run already had on another dataset (or found none left)
         validate_s_per_task_before=round(per_task(before), 2), validate_s_per_task_after=round(per_task(after), 2),
         added_validate_s_per_task=round(per_task(after) - per_task(before), 2),
         validate_wall_s=v["wall_s"], pipeline_wall_s=round(sum(t["wall_s"] for t in after["times"].values()), 2), stage_times=after["times"],
@@ -125,7 +129,7 @@ def main(argv=None) -> int:
     if rep:
         result["replay"] = dict(valid=rep["funnel"]["valid"], same_funnel=rep["funnel"] == f, new_teacher_calls=rep["teacher_calls"],
                                 pipeline_wall_s=round(sum(t["wall_s"] for t in rep["times"].values()), 2), validate_wall_s=rep["times"]["validate"]["wall_s"])
-    for k in ("valid_before", "valid_after", "valid_kinds", "valid_datasets", "ladder_ordered_share", "ladder_beyond_noise_share", "ladder_mean_tau",
+    for k in ("valid_before", "valid_after", "spread_after", "valid_kinds", "valid_datasets", "ladder_ordered_share", "ladder_beyond_noise_share", "ladder_mean_tau",
               "validate_s_per_task_before", "validate_s_per_task_after", "pipeline_wall_s", "teacher_tokens"):
         print(f"{k:38s} {result[k]}")
     print(f"{'ladder by kind':38s} {(after['ladder'] or {}).get('by_kind')}")

@@ -12,10 +12,11 @@ from typing import Callable, Optional
 from .core import SynthsciError
 
 # %% auto 0
-__all__ = ['UCR_CITATION', 'UEA_CITATION', 'VADER_CITATION', 'KEYWORDS', 'CATALOG', 'TASK_KINDS', 'EVAL_SUITE_DATASETS',
-           'GENERIC_WORDS', 'package_dir', 'split_random', 'split_time', 'load_sklearn', 'load_statsmodels',
-           'load_sktime_ts', 'load_sktime_csv', 'load_networkx', 'load_vader', 'CatalogEntry', 'find_dataset',
-           'nearest_datasets', 'is_eval_suite_dataset', 'training_datasets', 'topic_fit', 'fitting_datasets']
+__all__ = ['UCR_CITATION', 'UEA_CITATION', 'VADER_CITATION', 'KEYWORDS', 'ALT_TARGETS', 'CATALOG', 'TASK_KINDS',
+           'EVAL_SUITE_DATASETS', 'GENERIC_WORDS', 'package_dir', 'split_random', 'split_time', 'load_sklearn',
+           'load_statsmodels', 'load_sktime_ts', 'load_sktime_csv', 'load_networkx', 'load_vader', 'CatalogEntry',
+           'entry_targets', 'find_dataset', 'nearest_datasets', 'is_eval_suite_dataset', 'training_datasets',
+           'topic_fit', 'fitting_datasets']
 
 # %% ../nbs/11_catalog.ipynb
 def package_dir(package: str) -> Path:
@@ -173,6 +174,7 @@ class CatalogEntry:
     aliases: tuple[str, ...] = ()
     options: dict = field(default_factory=dict, hash=False)
     keywords: tuple[str, ...] = ()   # what research topics the dataset can carry (see "Datasets that fit a topic" below)
+    targets: tuple[str, ...] = ()    # other columns it genuinely poses as prediction targets (see "Alternative targets" below)
 
     @property
     def name(self) -> str: return self.id.split("/", 1)[1]
@@ -336,13 +338,21 @@ KEYWORDS = {  # catalog id -> the subjects it can carry, beyond its title and al
     "networkx/florentine_families": "social network marriage families link", "networkx/davis_southern_women": "bipartite event attendance social women",
     "vaderSentiment/lexicon": "sentiment valence lexicon word words emoticon slang affective ratings subword characters",
 }
-CATALOG: dict[str, CatalogEntry] = {e.id: replace(e, keywords=tuple(KEYWORDS.get(e.id, "").split())) for e in _entries()}
+ALT_TARGETS = {  # catalog id -> other columns of the same kind of task that the dataset poses (its main target stays `target`)
+    "statsmodels/macrodata": ("realcons", "realinv", "cpi"),   # quarterly US consumption, investment and prices beside real GDP
+}
+CATALOG: dict[str, CatalogEntry] = {e.id: replace(e, keywords=tuple(KEYWORDS.get(e.id, "").split()), targets=ALT_TARGETS.get(e.id, ())) for e in _entries()}
 TASK_KINDS = tuple(sorted({e.task_kind for e in CATALOG.values()}))
 EVAL_SUITE_DATASETS = {  # (see "Held out for evaluation" below) catalog id -> metric (higher is better): held out, never used by training tasks
     "sklearn/breast_cancer": "accuracy",
     "statsmodels/fair": "r2",
     "sktime/ItalyPowerDemand": "accuracy",
 }
+
+# %% ../nbs/11_catalog.ipynb
+def entry_targets(e: CatalogEntry) -> tuple[str, ...]:
+    "The prediction targets of a catalog entry: its main target, then its alternative ones."
+    return (e.target, *(t for t in e.targets if t != e.target))
 
 # %% ../nbs/11_catalog.ipynb
 def _norm(s: str) -> str: return " ".join(re.findall(r"[a-z0-9]+", s.lower()))

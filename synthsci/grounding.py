@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Union
 from .core import (check_ranges, llm_cache_dir, upstream, DatasetCard, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
-                           stage_options, write_jsonl, read_jsonl)
+                           stage_options, write_jsonl, read_jsonl, atomic_write, current_stage, LEDGER_ZERO)
 from .llm import llm_from_config
 from .catalog import CATALOG, find_dataset, is_eval_suite_dataset, nearest_datasets
 from .cards import catalog_card, feature_types, jsonable
@@ -18,7 +18,8 @@ from .proposals import (Rejection, write_rejections, read_rejections, ask_struct
 
 # %% auto 0
 __all__ = ['MLGYM_DATASETS', 'PROMPTS', 'eval_dataset', 'HubOffline', 'DatasetNotFound', 'HubClient', 'GroundingOptions',
-           'check_dataset', 'ground', 'run_grounding', 'grounded_proposals', 'grounding_funnel']
+           'check_dataset', 'ground', 'run_grounding', 'grounded_proposals', 'grounding_funnel', 'task_key',
+           'spread_records', 'repropose', 'spread_tasks']
 
 # %% ../nbs/13_grounding.ipynb
 MLGYM_DATASETS = {  # MLGym task -> patterns over a normalized dataset name ('owner/name' and 'name/config', lowercase, alphanumerics only)
@@ -92,6 +93,7 @@ class GroundingOptions:
     allow_eval_datasets: bool = False   # let through the datasets MLGym evaluates on (contaminates an MLGym evaluation)
     allow_gated: bool = False           # accept gated Hub datasets (the task's users must accept their terms)
     suggestions: int = 5                # nearest real datasets shown to the teacher, once (0: no second chance)
+    spread: bool = True                 # a task whose dataset, target and metric an earlier one of the run has is re-proposed once elsewhere
     sample_rows: int = 3
     hub_endpoint: Optional[str] = None  # default: HF_ENDPOINT or https://huggingface.co
     viewer_endpoint: str = "https://datasets-server.huggingface.co"
@@ -168,25 +170,37 @@ def run_grounding(cfg: RunConfig) -> Path:
     upstream(run, "proposals", proposals, "proposals")
     topics = {t.id: t for t in run.read(stage_dir_name("topics"), Topic)}
     stage, popts = stage_dir_name("grounding"), stage_options(ProposalsOptions, cfg, "proposals")
-    llm = llm_from_config(cfg.teacher, "teacher", ledger, llm_cache_dir(cfg), scripted=scripted_proposals(cfg.seed)) if opts.suggestions else None
+    llm = llm_from_config(cfg.teacher, "teacher", ledger, llm_cache_dir(cfg), scripted=scripted_proposals(cfg.seed)) if opts.suggestions or opts.spread else None
     hub = HubClient(opts.hub_endpoint, opts.viewer_endpoint) if "hub" in opts.sources else None
     mode, cards = structured_mode(llm.spec if llm else "", popts.structured), {}
     def one(p: Proposal):
-        card, revised, rejections = ground(p, llm, opts, mode, hub, cards, topics.get(p.parent_id), popts, **{"seed": cfg.seed, **cfg.teacher.params})
+        card, revised, rejections = ground(p, llm if opts.suggestions else None, opts, mode, hub, cards, topics.get(p.parent_id), popts, **{"seed": cfg.seed, **cfg.teacher.params})
         if revised: write_jsonl([revised], run.stage_dir(stage) / "revised" / f"{p.id}.jsonl")
         write_rejections(run, stage, p.id, rejections)
         return [card] if card else []
     run_stage(run, stage, [(p.id, p) for p in proposals], one, ledger=ledger, workers=opts.workers)
+    if opts.spread and {p.id for p in proposals} <= run.done_units(stage):   # every unit grounded or rejected: the run's tasks are known
+        spent0, token = ledger.stage_totals(stage), current_stage.set(stage)   # its teacher calls are the stage's
+        try: spread_tasks(run, llm, opts, popts, mode, topics, hub, cards, **{"seed": cfg.seed, **cfg.teacher.params})
+        finally: current_stage.reset(token)
+        st, spent = run.manifest["stages"][stage], ledger.stage_totals(stage)
+        run.update_stage(stage, **{k: st.get(k, 0) + spent[k] - spent0[k] for k in LEDGER_ZERO})
     run.update_stage(stage, **grounding_funnel(run))
     return run.path / stage
 
-def grounded_proposals(run) -> list[tuple[Proposal, DatasetCard]]:
-    "Each grounded card with the proposal it grounds (the revised one where the teacher had a second chance): the input of task generation."
+def _unit_pairs(run) -> list[tuple[str, Proposal, DatasetCard]]:
+    "(unit id, proposal, card) of each grounded card as grounding made it (the revised proposal where the teacher had a second chance), by unit."
     stage = stage_dir_name("grounding")
     revised = run.path / stage / "revised"
     props = {p.id: p for p in run.read(stage_dir_name("proposals"), Proposal)}
     props |= {p.id: p for f in sorted(revised.glob("*.jsonl")) for p in read_jsonl(Proposal, f)} if revised.exists() else {}
-    return [(props[c.parent_id], c) for c in run.read(stage, DatasetCard)]
+    return [(u, props[c.parent_id], c) for u in sorted(run.done_units(stage)) for c in read_jsonl(DatasetCard, run.unit_path(stage, u))]
+
+def grounded_proposals(run) -> list[tuple[Proposal, DatasetCard]]:
+    "Each grounded card with the proposal it grounds (the revised one where the teacher had a second chance, the spread one where it was re-proposed): the input of task generation."
+    spread = spread_records(run)
+    return [(Proposal.from_dict(s["proposal"]), DatasetCard.from_dict(s["card"])) if (s := spread.get(u)) and s.get("proposal") else (p, c)
+            for u, p, c in _unit_pairs(run)]
 
 def grounding_funnel(run) -> dict:
     "Topics, proposals, grounded datasets and rejections (by stage and kind) of a run so far; grounded + rejected = topics when done."
@@ -199,4 +213,53 @@ def grounding_funnel(run) -> dict:
     for r in rp + rg: kinds[f"{r.stage}:{r.kind}"] = kinds.get(f"{r.stage}:{r.kind}", 0) + 1
     return dict(topics=len(run.read(stage_dir_name("topics"), Topic)), proposals=len(run.read(p, Proposal)), grounded=len(cards),
                 revised=len(revised), grounded_after_retry=sum(c.parent_id in revised for c in cards),
+                spread=sum(bool(s.get("proposal")) for s in spread_records(run).values()),
+                spread_none_left=sum(not s.get("proposal") for s in spread_records(run).values()),
                 rejected=len(rp) + len({r.parent_id for r in rg} - grounded_units), rejections=kinds)
+
+# %% ../nbs/13_grounding.ipynb
+def task_key(p: Proposal, card: DatasetCard) -> tuple[str, str, str]:
+    "What makes two tasks the same task: their dataset, target (as a column name) and metric."
+    return card.dataset_id, re.sub(r"\W+", "_", str(p.target)).strip("_") or "x", p.metric.strip().lower()
+
+def spread_records(run) -> dict[str, dict]:
+    "Unit id -> the spread decision written for it (`spread/<unit>.json`)."
+    d = run.path / stage_dir_name("grounding") / "spread"
+    return {f.stem: json.loads(f.read_text()) for f in sorted(d.glob("*.json")) if not f.name.startswith(".")} if d.exists() else {}
+
+def repropose(p: Proposal, unit: str, topic: Topic, used: dict, llm, opts: GroundingOptions, mode: str = "json", hub=None, cards=None,
+              proposal_opts: ProposalsOptions = ProposalsOptions(), **params) -> tuple[Optional[Proposal], Optional[DatasetCard], str]:
+    "Ask the teacher once for `topic`'s task on a (dataset, target, metric) not in `used`: (the new proposal, its card, '') or (None, None, why not)."
+    from synthsci.proposals import HOW
+    prompts = {**PROPOSAL_PROMPTS, **proposal_opts.prompts}
+    msgs = proposal_messages(topic, mode, proposal_opts.show_catalog, prompts)
+    msgs += [{"role": "assistant", "content": json.dumps({k: getattr(p, k) for k in ("dataset_id", "target", "metric", "direction", "task_kind")})},
+             {"role": "user", "content": prompts["spread"].format(dataset_id=p.dataset_id, target=p.target, metric=p.metric, how=HOW[mode],
+                                                                  used="\n".join(f"- {d}, {t}, {m}" for d, t, m in sorted(used)))}]
+    d, errors, raw = ask_structured(msgs, llm, mode, repairs=proposal_opts.repairs, **params)
+    if d is None: return None, None, f"its answer was malformed: {'; '.join(errors[:2])}"
+    new = make_proposal(topic, d, parent_id=unit, id=make_id("proposal", unit, "spread"))
+    card = check_dataset(new, opts, hub, cards)
+    if not isinstance(card, DatasetCard): return None, None, f"it proposed {new.dataset_id!r}, refused: {card.kind}: {card.reason}"
+    if (k := task_key(new, card)) in used: return None, None, f"no other fitting dataset was left (it proposed {', '.join(k)} again, which the task of unit {used[k]} has)"
+    return new, card, ""
+
+def spread_tasks(run, llm, opts: GroundingOptions, proposal_opts: ProposalsOptions, mode: str, topics: dict, hub=None, cards=None, **params) -> dict:
+    "Re-propose, once, every grounded unit whose (dataset, target, metric) an earlier unit (by id) has; the decisions in `spread/`; their counts."
+    stage, done = stage_dir_name("grounding"), spread_records(run)
+    first = {p.id: p for p in run.read(stage_dir_name("proposals"), Proposal)}
+    used, counts = {}, dict(moved=0, none_left=0)
+    for unit, p, c in _unit_pairs(run):
+        if unit in done: s = done[unit]
+        elif (k := task_key(p, c)) in used and llm is not None:
+            orig = first.get(unit, p)
+            topic = topics.get(orig.parent_id) or Topic(id=orig.parent_id or "", area="", name=p.topic)
+            new, card, why = repropose(p, unit, topic, used, llm, opts, mode, hub, cards, proposal_opts, **params)
+            s = dict(unit=unit, proposal_id=p.id, collided_with=used[k], key=list(k), reason=why,
+                     proposal=new.to_dict() if new else None, card=card.to_dict() if card else None)
+            atomic_write(run.stage_dir(stage) / "spread" / f"{unit}.json", json.dumps(s, indent=1) + "\n")
+        else: s = None
+        if s and s.get("proposal"): p, c = Proposal.from_dict(s["proposal"]), DatasetCard.from_dict(s["card"])
+        if s: counts["moved" if s.get("proposal") else "none_left"] += 1
+        used.setdefault(task_key(p, c), unit)
+    return counts

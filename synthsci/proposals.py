@@ -12,7 +12,7 @@ from .core import (check_ranges, llm_cache_dir, upstream, Record, Rejection, wri
                            stage_options, stable_hash, write_jsonl, read_jsonl)
 from .llm import Completion, llm_from_config, default_spec, stage_workers
 from .topics import ML, get_domain, first_json
-from .catalog import CATALOG, find_dataset, fitting_datasets, topic_fit, training_datasets
+from .catalog import CATALOG, entry_targets, find_dataset, fitting_datasets, topic_fit, training_datasets
 
 # %% auto 0
 __all__ = ['PROPOSAL_SCHEMA', 'PROPOSE_TOOL', 'HOW', 'PROMPTS', 'METRICS', 'CONTAMINATED_PICKS', 'schema_errors',
@@ -84,11 +84,15 @@ PROMPTS = {
     "hub": "Name the dataset by its Hugging Face Hub repo id (owner/name).\n",
     "schema": "\nThe JSON schema of the answer:\n{schema}",
     "repair": "Your answer did not validate: {errors}. Answer again with the complete task, {how}.",
+    "spread": ("The task you proposed, on {dataset_id} (target '{target}', metric {metric}), is already in this run: another topic "
+               "proposed it first. The tasks already in this run (dataset, target, metric):\n{used}\nPropose this topic's task again on "
+               "another dataset, or another target of a dataset, that is not among them and still carries the topic, {how}."),
 }
 
 def catalog_lines(task_kinds=None) -> str:
     "One line per catalog dataset (of `task_kinds`, when given): id, title, task kind and target."
-    return "\n".join(f"- {e.id}: {e.title} ({e.task_kind}; target '{e.target}')" for e in training_datasets(task_kinds))
+    other = lambda e: f"; other targets: {', '.join(entry_targets(e)[1:])}" if len(entry_targets(e)) > 1 else ""
+    return "\n".join(f"- {e.id}: {e.title} ({e.task_kind}; target '{e.target}'{other(e)})" for e in training_datasets(task_kinds))
 
 def proposal_messages(topic: Topic, mode: str, show_catalog: bool = True, prompts: dict = PROMPTS, domain=ML) -> list[dict]:
     area = domain.areas.get(topic.area)
@@ -139,6 +143,15 @@ def scripted_proposals(seed: int = 0) -> Callable:
         d = dict(dataset_id=e.id, target=e.target, metric=metric, direction=direction, task_kind=e.task_kind, baseline_idea=baseline,
                  resources=dict(gpu=False, cpu_minutes=rng.choice([2, 5, 10, 15]), memory_gb=2))
         last = messages[-1]["content"] or ""
+        if "already in this run" in last:             # spread: the next fitting (dataset, target) no task of the run has yet
+            used = {(i, t) for i, t in re.findall(r"^- ([^\s,]+), ([^\s,]+), ", last, re.M)}
+            kinds = ML.areas[area].task_kinds if area in ML.areas else ()
+            free = [(e, t) for e in fitting_datasets(about, kinds) for t in entry_targets(e) if (e.id, t) not in used]
+            if not free: return _answer(d, params, "Every dataset that fits this topic is taken; I can only repeat my proposal.")
+            e, target = free[0]
+            metric, direction, baseline = METRICS[e.task_kind]
+            return _answer({**d, "dataset_id": e.id, "target": target, "metric": metric, "direction": direction, "task_kind": e.task_kind,
+                            "baseline_idea": baseline}, params, f"Then {e.id}, predicting {target}.")
         if "Nearest real datasets" in last:          # grounding showed the real ones: take the one of the area's kinds that fits the topic best
             ids = [i for i in re.findall(r"^- ([^\s:]+)", last, re.M) if i in CATALOG]
             kinds = ML.areas[area].task_kinds if area in ML.areas else ()

@@ -13,14 +13,14 @@ from .core import (check_ranges, llm_cache_dir, upstream, DatasetCard, Proposal,
 from .llm import llm_from_config, stage_workers
 from .catalog import CATALOG, find_dataset
 from .proposals import Rejection, write_rejections, read_rejections
-from .grounding import grounded_proposals
+from .grounding import grounded_proposals, spread_records, task_key
 from .templates import QUICK_BUGS, parse_files, scripted_taskgen, task_files
 
 # %% auto 0
 __all__ = ['CLASS_METRICS', 'PROMPTS', 'REQUIRED_FILES', 'REFERENCE', 'REFERENCE_DIR', 'flatten', 'constant_prediction',
            'TaskData', 'split_task_data', 'write_task_data', 'task_spec', 'task_messages', 'code_files', 'ask_code',
            'task_yaml_dict', 'teacher_file', 'write_code', 'dataset_yaml_dict', 'TaskgenOptions', 'load_card_data',
-           'generate_task', 'taskgen_teacher', 'task_key', 'duplicates', 'run_taskgen']
+           'generate_task', 'taskgen_teacher', 'duplicates', 'run_taskgen']
 
 # %% ../nbs/14_taskgen.ipynb
 def _ident(s: str) -> str: return re.sub(r"\W+", "_", str(s)).strip("_") or "x"
@@ -334,14 +334,10 @@ def taskgen_teacher(cfg: RunConfig, opts: TaskgenOptions, ledger=None):
     "The teacher that writes task code: the configured LLM, or the scripted teacher with the stage's bug settings."
     return llm_from_config(cfg.teacher, "teacher", ledger, llm_cache_dir(cfg), scripted=scripted_taskgen(cfg.seed, opts.p_bug, tuple(opts.bugs)))
 
-def task_key(p: Proposal, card: DatasetCard) -> tuple[str, str, str]:
-    "What makes two tasks the same task: their dataset, target and metric."
-    return card.dataset_id, _ident(p.target), p.metric.strip().lower()
-
 def duplicates(pairs: list) -> dict[str, str]:
-    "Task id -> the id of the task kept in its place, for every (proposal, card) pair whose dataset, target and metric an earlier one has (by task id)."
+    "Task id -> the id of the task kept in its place, for every (proposal, card) pair whose dataset, target and metric an earlier one has (in the order given: grounding's, by unit, the order it spread them in)."
     kept, out = {}, {}
-    for p, card in sorted(pairs, key=lambda pc: make_id("task", pc[0].id)):
+    for p, card in pairs:
         tid = make_id("task", p.id)
         if (k := task_key(p, card)) in kept: out[tid] = kept[k]
         else: kept[k] = tid
@@ -356,11 +352,13 @@ def run_taskgen(cfg: RunConfig) -> Path:
     stage = stage_dir_name("taskgen")
     llm, folder = taskgen_teacher(cfg, opts, ledger), run.stage_dir(stage) / "tasks"
     dup = duplicates(pairs) if opts.dedupe else {}
+    tried = {s["proposal_id"]: s["reason"] for s in spread_records(run).values() if not s.get("proposal")}   # re-proposed by grounding, in vain
     def one(pc):
         p, card = pc
         if (tid := make_id("task", p.id)) in dup:   # the same dataset, target and metric as a task already in the run: merged into that one
             write_rejections(run, stage, tid, [_rejection(tid, p, "duplicate_task", f"{card.dataset_id!r} with target {p.target!r} and metric {p.metric!r} "
-                                                          f"is already the task {dup[tid]} (kept); topic {p.topic!r} adds nothing new")])
+                                                          f"is already the task {dup[tid]} (kept)" + (f"; re-proposed once: {tried[p.id]}" if p.id in tried else "")
+                                                          + f"; topic {p.topic!r} adds nothing new")])
             return []
         out = generate_task(p, card, llm, folder, opts, cfg.seed, **cfg.teacher.params)
         if isinstance(out, Rejection): write_rejections(run, stage, make_id("task", p.id), [out]); return []

@@ -264,32 +264,75 @@ _CLASSIFIERS = ('"logistic regression C=0.1": prep(LogisticRegression(C=0.1, max
                 '"gradient boosting": prep(HistGradientBoostingClassifier(max_iter=100, random_state=0)), "rbf svm": prep(SVC(C=10))')
 _REGRESSORS = ('"ridge": prep(RidgeCV(alphas=np.logspace(-3, 3, 13))), "random forest": prep(RandomForestRegressor(n_estimators=300, min_samples_leaf=2, random_state=0)), '
                '"gradient boosting": prep(HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, random_state=0)), "rbf svr": prep(SVR(C=10))')
-_SERIES_REF = '''from sklearn.pipeline import make_pipeline
+_SERIES_REF = '''from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.linear_model import {linear}
-from sklearn.ensemble import ExtraTreesClassifier, ExtraTreesRegressor, RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import {trees}
+from sklearn.neighbors import {neighbours}
 channels = sorted({{c.split("_")[0] for c in test.columns if c.startswith("c") and "_t" in c}})
-def features(df, k=32):
-    "Per channel: summary statistics, the series resampled to `k` points, and its first differences."
-    out = {{}}
-    for ch in channels:
+steps = max(len([c for c in test.columns if c.startswith(ch + "_t")]) for ch in channels)
+k = int(min(256, max(16, steps)))   # every series resampled to k points: unequal lengths become one, long ones cheaper
+
+def series(df):
+    "Rows x channels x k: each channel's series (NaN-padded to the longest) stretched to k points; and each row's length."
+    out, grid, length = np.zeros((len(df), len(channels), k)), np.linspace(0, 1, k), np.zeros(len(df))
+    for j, ch in enumerate(channels):
         v = df[[c for c in df.columns if c.startswith(ch + "_t")]].to_numpy(float)
         n = (~np.isnan(v)).sum(1)
-        grid = np.linspace(0, 1, k)
-        r = np.array([np.interp(grid, np.linspace(0, 1, m), row[:m]) if m > 1 else np.full(k, row[0] if m else 0.0) for row, m in zip(v, n)])
-        d = np.diff(r, axis=1)
-        out.update({{f"{{ch}}_mean": np.nanmean(v, 1), f"{{ch}}_std": np.nanstd(v, 1), f"{{ch}}_min": np.nanmin(v, 1), f"{{ch}}_max": np.nanmax(v, 1),
-                    f"{{ch}}_len": n, f"{{ch}}_dstd": d.std(1), **{{f"{{ch}}_r{{i}}": r[:, i] for i in range(k)}}, **{{f"{{ch}}_d{{i}}": d[:, i] for i in range(k - 1)}}}})
-    return pd.DataFrame(out).fillna(0.0)
+        out[:, j] = [np.interp(grid, np.linspace(0, 1, m), row[:m]) if m > 1 else np.full(k, row[0] if m else 0.0) for row, m in zip(v, n)]
+        length = np.maximum(length, n)
+    return out, length
+
+def summaries(S, length):
+    "The series' length; per channel: mean, spread, extremes, and the series and its differences at 32 points."
+    r = S[:, :, np.linspace(0, k - 1, 32).round().astype(int)]
+    d = np.diff(r, axis=2)
+    return np.concatenate([length[:, None], S.mean(2), S.std(2), S.min(2), S.max(2), np.diff(S, axis=2).std(2), r.reshape(len(S), -1), d.reshape(len(S), -1)], 1)
+
+# ROCKET (Dempster et al. 2020): random dilated convolution kernels, each over a random subset of the channels (scaled by
+# the training rows' mean and spread per channel); per kernel the share of positive outputs and the maximum, fed to a
+# ridge model. Seeded, numpy only.
+S0 = series(train)[0]
+mu, sd = S0.mean((0, 2))[None, :, None], S0.std((0, 2))[None, :, None] + 1e-8
+rng, kernels = np.random.default_rng(0), []
+for _ in range(3000):
+    size = int(rng.choice([7, 9, 11]))
+    chans = rng.choice(len(channels), int(min(len(channels), 2 ** rng.uniform(0, np.log2(len(channels) + 1)))), replace=False)
+    w = rng.normal(size=(len(chans), size)); w -= w.mean(1, keepdims=True)
+    dilation = int(2 ** rng.uniform(0, np.log2(max((k - 1) / (size - 1), 1))))
+    kernels.append((w.astype(np.float32), rng.uniform(-1, 1), dilation, (size - 1) * dilation // 2 if rng.random() < 0.5 else 0, chans))
+
+def rocket(S):
+    Z = ((S - mu) / sd).astype(np.float32)
+    out = np.zeros((len(S), 2 * len(kernels)), np.float32)
+    for i, (w, b, dilation, pad, chans) in enumerate(kernels):
+        x = np.pad(Z[:, chans], ((0, 0), (0, 0), (pad, pad)))
+        n = x.shape[2] - (w.shape[1] - 1) * dilation
+        if n < 1: continue
+        conv = b + sum(np.einsum("c,rct->rt", w[:, j], x[:, :, j * dilation: j * dilation + n]) for j in range(w.shape[1]))
+        out[:, 2 * i], out[:, 2 * i + 1] = (conv > 0).mean(1), conv.max(1)
+    return out
+
+def features(df):
+    "Three views of each row, as named column groups: summaries (s*), ROCKET features (r*), the z-normalised series (z*)."
+    S, length = series(df)
+    Z = (S - S.mean(2, keepdims=True)) / (S.std(2, keepdims=True) + 1e-8)
+    parts = {{"s": summaries(S, length), "r": rocket(S), "z": Z[:, :, np.linspace(0, k - 1, min(k, 128)).round().astype(int)].reshape(len(S), -1)}}
+    return pd.DataFrame(np.concatenate(list(parts.values()), 1), columns=[f"{{p}}{{i}}" for p, a in parts.items() for i in range(a.shape[1])]).fillna(0.0)
+
 X, Xt = features(train), features(test)
+view = lambda p, model, scale=False: make_pipeline(ColumnTransformer([(p, StandardScaler() if scale else "passthrough", [c for c in X.columns if c[0] == p])]), model)
 candidates = {{{candidates}}}
 model = select(candidates, X, train[TARGET], {classify})
 pred = model.predict(Xt)
 '''
-_SERIES_CLASSIFIERS = ('"extra trees": ExtraTreesClassifier(n_estimators=500, random_state=0), "random forest": RandomForestClassifier(n_estimators=500, random_state=0), '
-                       '"logistic regression": make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=3000))')
-_SERIES_REGRESSORS = ('"extra trees": ExtraTreesRegressor(n_estimators=500, random_state=0), "random forest": RandomForestRegressor(n_estimators=500, random_state=0), '
-                      '"ridge": make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-4, 3, 15)))')
+_SERIES_CLASSIFIERS = ('"rocket + ridge": view("r", RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)), True), '
+                       '"extra trees on summaries": view("s", ExtraTreesClassifier(n_estimators=500, random_state=0)), '
+                       '"1-nearest neighbour (euclidean, z-normalised)": view("z", KNeighborsClassifier(1))')
+_SERIES_REGRESSORS = ('"rocket + ridge": view("r", RidgeCV(alphas=np.logspace(-3, 3, 10)), True), '
+                      '"extra trees on summaries": view("s", ExtraTreesRegressor(n_estimators=500, random_state=0)), '
+                      '"5-nearest neighbours (euclidean, z-normalised)": view("z", KNeighborsRegressor(5))')
 _FORECAST_REF = '''period = 1
 if "date" in train.columns:
     days = pd.to_datetime(train["date"]).diff().dt.days.median()
@@ -298,7 +341,7 @@ history = train.sort_values("t")
 t, y = history["t"].to_numpy(), history[TARGET].to_numpy(float)
 
 def forecast(t, y, steps, method):
-    "Forecasts at time steps `steps` from the history (t, y): the baseline's simple methods, a trend with seasons, and an autoregression."
+    "Forecasts at time steps `steps` from the history (t, y): the baseline's simple methods, a trend with seasons, and three autoregressions."
     steps = np.asarray(steps)
     if method == "naive": return np.full(len(steps), y[-1])
     if method == "drift": return y[-1] + (steps - t[-1]) * (y[-1] - y[0]) / max(t[-1] - t[0], 1)
@@ -312,20 +355,36 @@ def forecast(t, y, steps, method):
         design = lambda s: np.column_stack([np.ones(len(s)), s - t[-w]] + [(s % period == k).astype(float) for k in range(1, period)])
         coef = np.linalg.lstsq(design(t[-w:]), y[-w:], rcond=None)[0]
         return design(steps) @ coef
-    from sklearn.linear_model import Ridge   # "ar": ridge on the last p values, forecast step by step
-    p = max(2, min(period + 1 if period > 1 else 8, len(y) // 3))
-    lags = np.column_stack([y[i:len(y) - p + i] for i in range(p)])
-    model = Ridge(alpha=1.0).fit(lags, y[p:])
-    path = list(y)
+    # autoregressions, forecast step by step: ridge on the last p values of the series ("ar"), of its changes ("ar_diff":
+    # a trend that may bend) or of its departures from the recent seasonal profile ("season_ar": seasons plus their persistence)
+    from sklearn.linear_model import Ridge
+    season = lambda s: np.zeros(len(s))
+    if method == "season_ar":
+        profile = {{s: y[t % period == s][-5:].mean() for s in set(t % period)}}
+        season = lambda s: np.array([profile.get(v % period, 0.0) for v in s])
+    z = np.diff(y) if method == "ar_diff" else y - season(t)
+    p = max(2, min(period + 1 if period > 1 else 8, len(z) // 3))
+    model = Ridge(alpha=1.0).fit(np.column_stack([z[i:len(z) - p + i] for i in range(p)]), z[p:])
+    path = list(z)
     for _ in range(int(steps.max() - t[-1])): path.append(float(model.predict(np.array(path[-p:])[None])[0]))
-    return np.array([path[len(y) - 1 + int(s - t[-1])] for s in steps])
+    ahead = np.array(path[len(z):])                       # 1, 2, ... steps after the history
+    if method == "ar_diff": ahead = y[-1] + np.cumsum(ahead)
+    return ahead[(steps - t[-1]).astype(int) - 1] + season(steps)
 
-methods = ["naive", "drift", "window_mean", "trend_season", "ar"] + (["seasonal_naive", "seasonal_mean"] if period > 1 and len(y) >= 3 * period else [])
+methods = ["naive", "drift", "window_mean", "trend_season", "ar", "ar_diff"] + (["seasonal_naive", "seasonal_mean", "season_ar"] if period > 1 and len(y) >= 3 * period else [])
 h = max(1, min(len(test), len(y) // 3))
-err = {{m: __ERROR__ for m in methods}}
+def error(f, a): return __ERROR__
+
+# a rolling backtest: up to three forecast origins, h steps apart, each forecasting the h steps after it
+origins = [len(y) - h * (o + 1) for o in range(3) if len(y) - h * (o + 1) >= max(8, 2 * period)] or [len(y) - h]
+back = {{m: [forecast(t[:c], y[:c], t[c:c + h], m) for c in origins] for m in methods}}
+err = {{m: float(np.mean([error(f, y[c:c + h]) for f, c in zip(back[m], origins)])) for m in methods}}
+top = sorted(err, key=err.get)[:3]   # forecast combination: the mean of the three best methods, often better than any one
+err["combination"] = float(np.mean([error(np.mean([back[m][i] for m in top], 0), y[c:c + h]) for i, c in enumerate(origins)]))
 best = min(err, key=err.get)
-print(f"backtest error per method: {{err}}; using {{best}}")
-pred = forecast(t, y, test["t"].to_numpy(), best)
+print(f"backtest error per method: {{err}}; using {{best}}" + (f" of {{top}}" if best == "combination" else ""))
+steps = test["t"].to_numpy()
+pred = np.mean([forecast(t, y, steps, m) for m in top], 0) if best == "combination" else forecast(t, y, steps, best)
 '''
 _NODES_REF = '''# a logistic regression on each node's neighbourhood: the share of its labelled neighbours in each class, and its degree
 from sklearn.linear_model import LogisticRegression
@@ -374,23 +433,23 @@ REFERENCES = {  # task kind -> (what the reference does, its code): stronger tha
     "image-classification": ("the best of tuned logistic regressions, a random forest, gradient boosting and an RBF SVM on the pixels by cross-validation",
         _SELECT + _TABULAR_REF.format(linear="LogisticRegression", forest="RandomForestClassifier", boost="HistGradientBoostingClassifier", svm="SVC",
                                       candidates=_CLASSIFIERS, classify=True)),
-    "time-series-classification": ("the best of extra trees, a random forest and a logistic regression on summaries, resampled series and their differences, by cross-validation",
-        _SELECT + _SERIES_REF.format(linear="LogisticRegression", candidates=_SERIES_CLASSIFIERS, classify=True)),
-    "time-series-regression": ("the best of extra trees, a random forest and ridge on summaries, resampled series and their differences, by cross-validation",
-        _SELECT + _SERIES_REF.format(linear="RidgeCV", candidates=_SERIES_REGRESSORS, classify=False)),
-    "time-series-forecasting": ("the best of seven forecasts (the baseline's five, a trend with seasons, an autoregression) on a backtest", _FORECAST_REF.format()),
+    "time-series-classification": ("the best of ROCKET random convolution kernels with ridge, extra trees on summaries and a 1-nearest-neighbour on the z-normalised series, by cross-validation",
+        _SELECT + _SERIES_REF.format(linear="RidgeClassifierCV", trees="ExtraTreesClassifier", neighbours="KNeighborsClassifier", candidates=_SERIES_CLASSIFIERS, classify=True)),
+    "time-series-regression": ("the best of ROCKET random convolution kernels with ridge, extra trees on summaries and 5-nearest neighbours on the z-normalised series, by cross-validation",
+        _SELECT + _SERIES_REF.format(linear="RidgeCV", trees="ExtraTreesRegressor", neighbours="KNeighborsRegressor", candidates=_SERIES_REGRESSORS, classify=False)),
+    "time-series-forecasting": ("the best of nine forecasts (the baseline's five, a trend with seasons, autoregressions on the series, its changes and its departures from the seasons) and the mean of the three best, on a rolling backtest", _FORECAST_REF.format()),
     "node-classification": ("a logistic regression on the label shares of each node's neighbours", _NODES_REF.format()),
     "link-prediction": ("a logistic regression on common neighbours, Adamic-Adar, resource allocation, Jaccard, preferential attachment and paths of length 3", _LINKS_REF.format()),
     "text-regression": ("ridge on word-boundary and raw character n-gram TF-IDF features, its strength chosen by cross-validation", _SELECT + _TEXT_REF.format()),
 }
-_ERRORS = {"mae": "np.abs(forecast(t[:-h], y[:-h], t[-h:], m) - y[-h:]).mean()", "mape": "np.abs((forecast(t[:-h], y[:-h], t[-h:], m) - y[-h:]) / np.where(y[-h:] == 0, 1, y[-h:])).mean()"}
+_ERRORS = {"mae": "np.abs(f - a).mean()", "mape": "np.abs((f - a) / np.where(a == 0, 1, a)).mean()"}   # a forecast f against the actual a
 
 def reference_code(kind: str, target: str, metric: str = "") -> str:
     "The reference solution of a task of `kind` predicting `target`, tuned for `metric`: a stronger solution than the baseline, kept from the agent."
     if kind not in REFERENCES: raise KeyError(f"no reference template for the task kind {kind!r}: known are {', '.join(REFERENCES)}")
     doc, body = REFERENCES[kind]
     scoring = SCORING.get(metric) or ("accuracy" if kind.endswith("classification") else "neg_root_mean_squared_error")
-    error = _ERRORS.get(metric, "np.sqrt(((forecast(t[:-h], y[:-h], t[-h:], m) - y[-h:]) ** 2).mean())")
+    error = _ERRORS.get(metric, "np.sqrt(((f - a) ** 2).mean())")
     return ((_HEAD.replace('"""Baseline:', '"""Reference:').format(doc=doc) + body + _WRITE)
             .replace("__TARGET__", target).replace("__SCORING__", scoring).replace("__ERROR__", error))
 

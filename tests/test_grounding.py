@@ -161,3 +161,36 @@ def test_eval_suite_datasets_are_held_out_of_training(name):
     rej = check_dataset(p, GroundingOptions())
     assert rej.kind == "held_out" and "evaluation suite" in rej.reason
     assert not any(s in ("sklearn/breast_cancer", "statsmodels/fair", "sktime/ItalyPowerDemand") for s in rej.suggestions)
+
+
+def _colliding_run(tmp_path, names, dataset_id="statsmodels/macrodata", target="realgdp"):
+    "A run whose topics (forecasting, `names`) all proposed the same dataset, target and metric."
+    from synthsci.core import write_jsonl
+    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=s", "teacher.spec=scripted", "teacher.cache=off", "stages={taskgen: {p_bug: 0}}"])
+    run = Run("s", tmp_path)
+    for i, name in enumerate(names):
+        t = Topic(id=f"topic-{i}", area="time-series forecasting", name=name)
+        p = Proposal(id=f"proposal-{i}", parent_id=t.id, topic=name, dataset_id=dataset_id, target=target, metric="mae", direction="min",
+                     task_kind="time-series-forecasting", baseline_idea="a seasonal naive forecast", resources={"gpu": False, "cpu_minutes": 2})
+        write_jsonl([t], run.unit_path("01_topics", t.id)); write_jsonl([p], run.unit_path("02_proposals", p.id))
+    return cfg, run
+
+
+def test_a_task_the_run_already_has_is_re_proposed_on_another_dataset_and_a_resumed_run_keeps_it(tmp_path):
+    from synthsci.grounding import spread_records, task_key
+    cfg, run = _colliding_run(tmp_path, ["Forecasting macroeconomic indicators with autoregressive models",
+                                         "Forecasting US GDP with ensembles of simple forecasts", "Macroeconomic indicator forecasting with trends"])
+    run_grounding(cfg)
+    pairs = grounded_proposals(run)
+    keys = [task_key(p, c) for p, c in pairs]
+    assert len(pairs) == 3 and len(set(keys)) == 3, keys                                   # three distinct tasks, none dropped
+    assert keys[0] == ("statsmodels/macrodata", "realgdp", "mae")                             # the first unit (by id) keeps its proposal
+    s = spread_records(run)
+    assert sorted(s) == ["proposal-1", "proposal-2"] and [r["collided_with"] for r in s.values()] == ["proposal-0"] * 2
+    assert all(c.parent_id == p.id and p.parent_id == u for (p, c), u in zip(pairs[1:], ["proposal-1", "proposal-2"]))
+    f = grounding_funnel(run)
+    assert (f["grounded"], f["spread"], f["spread_none_left"]) == (3, 2, 0)
+    calls = run.manifest["stages"]["03_grounded"]["calls"]
+    assert calls >= 2                                                                       # the re-proposals are the stage's teacher calls
+    run_grounding(cfg)                                                                      # resumed: the same tasks, nothing asked again
+    assert grounded_proposals(Run("s", tmp_path)) == pairs and Run("s", tmp_path).manifest["stages"]["03_grounded"]["calls"] == calls

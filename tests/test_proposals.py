@@ -112,3 +112,28 @@ def test_stage_records_rejections_and_does_not_retry_them(tmp_path):
     assert (m["units_done"], m["calls"], m["rejected"], m["status"]) == (6, 12, 6, "complete")
     run_proposals(cfg)                                                     # nothing is asked again
     assert Run(cfg.run_id, tmp_path).manifest["stages"]["02_proposals"]["calls"] == 12
+
+
+def test_a_taken_task_is_re_proposed_on_the_next_fitting_dataset_and_repeated_only_when_none_is_left():
+    "The scripted teacher, told which (dataset, target, metric) the run already has, takes the next fitting one; none left: it repeats itself."
+    from synthsci.catalog import entry_targets, fitting_datasets
+    from synthsci.grounding import GroundingOptions, repropose, task_key
+    from synthsci.proposals import make_proposal
+    from synthsci.topics import ML
+    topic = Topic(id="topic-macro", area="time-series forecasting", name="Forecasting macroeconomic indicators with autoregressive models")
+    fits = [(e.id, t) for e in fitting_datasets(topic.name, ML.areas[topic.area].task_kinds) for t in entry_targets(e)]
+    assert fits[:2] == [("statsmodels/macrodata", "realgdp"), ("statsmodels/macrodata", "realcons")] and len(fits) >= 4
+    p = make_proposal(topic, {"dataset_id": "statsmodels/macrodata", "target": "realgdp", "metric": "mae", "direction": "min",
+                              "task_kind": "time-series-forecasting", "baseline_idea": "a seasonal naive forecast", "resources": {"gpu": False, "cpu_minutes": 2}})
+    used = {("statsmodels/macrodata", "realgdp", "mae"): "proposal-other"}
+    llm = ScriptedLLM(scripted_proposals(0))
+    new, card, why = repropose(p, p.id, topic, used, llm, GroundingOptions())
+    assert (new.dataset_id, new.target, why) == ("statsmodels/macrodata", "realcons", "") and card.parent_id == new.id and new.parent_id == p.id
+    prompt = llm.calls[0]["messages"][-1]["content"]
+    assert "already in this run" in prompt and "- statsmodels/macrodata, realgdp, mae" in prompt
+    used |= {("statsmodels/macrodata", "realcons", "mae"): "proposal-2"}
+    new, card, why = repropose(p, p.id, topic, used, llm, GroundingOptions())
+    assert (new.dataset_id, new.target) == fits[2]                                # the next one not yet used
+    everything = {(d, t, "mae"): "proposal-x" for d, t in fits}
+    new, card, why = repropose(p, p.id, topic, everything, ScriptedLLM(scripted_proposals(0)), GroundingOptions())
+    assert new is None and card is None and "no other fitting dataset was left" in why and "statsmodels/macrodata, realgdp, mae" in why

@@ -166,3 +166,26 @@ def test_options_out_of_range_are_one_line_errors(tmp_path):
     with pytest.raises(SynthsciError, match="unknown bug"): TaskgenOptions(bugs=["typo"])
     cfg = load_config(overrides=[f"runs_dir={tmp_path}", "stages={taskgen: {workers: 0}}"])
     with pytest.raises(SynthsciError, match=r"stages\.taskgen\.workers must be >= 1, not 0"): run_taskgen(cfg)
+
+
+def test_a_duplicate_with_no_dataset_left_is_rejected_naming_what_it_collided_with(tmp_path):
+    "Two solar-activity topics: only sunspots carries them, so the second cannot be re-proposed elsewhere and is rejected."
+    from test_grounding import _colliding_run
+    from synthsci.grounding import run_grounding, spread_records
+    cfg, run = _colliding_run(tmp_path, ["Solar activity forecasting with autoregressive models", "Solar activity prediction with ensembles of simple forecasts"],
+                              "statsmodels/sunspots", "SUNACTIVITY")
+    run_grounding(cfg)
+    assert [r["reason"][:38] for r in spread_records(run).values()] == ["no other fitting dataset was left (it "]
+    run_taskgen(cfg)
+    (t,), (r,) = run.read("04_tasks", Task), read_rejections(run, "04_tasks")
+    from synthsci.core import make_id
+    assert (t.dataset_id, t.id, r.kind, r.parent_id) == ("statsmodels/sunspots", make_id("task", "proposal-0"), "duplicate_task", "proposal-1")
+    assert t.id in r.reason and "re-proposed once: no other fitting dataset was left" in r.reason
+
+
+def test_the_series_reference_beats_its_baseline_beyond_noise(tmp_path):
+    "GunPoint from the catalog: the time-series-classification reference (ROCKET kernels, extra trees, 1-NN, chosen by cross-validation) against the baseline."
+    from synthsci.validate import ValidateOptions, check_task
+    t = generate_task(proposal("sktime/GunPoint"), catalog_card("sktime/GunPoint"), ScriptedLLM(scripted_taskgen(p_bug=0)), tmp_path)
+    s = check_task(t.path, ValidateOptions(timeout_s=120, eval_timeout_s=30, agent_check=False))["scores"]
+    assert s["constant_test"] < s["test"] < s["reference"] and s["gain_reference"][0] > 0 and s["gain_baseline"][0] > 0, s

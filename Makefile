@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN  := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup quickstart test export readme bench clean-runs
+.PHONY: setup quickstart effect test export readme bench clean-runs
 
 setup: $(VENV)/.installed
 
@@ -19,6 +19,17 @@ $(VENV)/.installed: settings.ini setup.py
 
 quickstart: setup            ## the whole pipeline on the offline defaults
 	$(BIN)/synthsci run configs/quickstart.yaml
+
+# The learning effect in miniature (issue 15): `make effect`, or one ablation with `make effect ABLATE=<name>`.
+# Each ablation is one config flag, run as its own run (data/runs/effect-<name>) beside the full loop's (data/runs/effect).
+ABLATION_no_self_debugging   := stages.validate.k=1                  # first drafts only: a task that fails once is discarded
+ABLATION_no_filter           := stages.filter.enabled=false          # keep every trajectory, failed runs included
+ABLATION_fewer_tasks         := stages.rollouts.task_share=0.5       # half the tasks, twice the trajectories per task
+ABLATION_no_observation_cut  := stages.sftdata.max_observation_chars=null   # the student sees whole observations, in training and evaluation
+effect: setup                ## the miniature replication: validated tasks, expert trajectories, a fine-tuned SmolLM2, k>=3 evaluation
+	@if [ -n "$(ABLATE)" ] && [ -z "$(ABLATION_$(ABLATE))" ]; then \
+	  echo "unknown ablation '$(ABLATE)': known are no_self_debugging no_filter fewer_tasks no_observation_cut" >&2; exit 2; fi
+	$(BIN)/synthsci run configs/effect.yaml $(if $(ABLATE),run_id=effect-$(ABLATE) $(ABLATION_$(ABLATE)))
 
 test: setup                  ## every test, offline
 	$(BIN)/python -m pytest

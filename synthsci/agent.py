@@ -16,7 +16,7 @@ from .trajectory import save_trajectory
 
 # %% auto 0
 __all__ = ['PROMPTS', 'TOOLS', 'REJECTED_KEEP', 'REJECTED_CHARS', 'prompt_hash', 'FormatError', 'parse_response', 'tool_action',
-           'Policy', 'LLMPolicy', 'history_view', 'AgentConfig', 'ExitRun', 'run_agent']
+           'Policy', 'LLMPolicy', 'cut_observation', 'history_view', 'AgentConfig', 'ExitRun', 'run_agent']
 
 # %% ../nbs/04_agent.ipynb
 PROMPTS = {
@@ -138,12 +138,25 @@ class LLMPolicy:
     def complete(self, messages, **params) -> Completion: return self.llm.complete(messages, **{**self.params, **params})
 
 # %% ../nbs/04_agent.ipynb
-def history_view(messages: list[dict], keep: int = 5) -> list[dict]:
-    "The conversation as the policy sees it: old observations elided."
+def cut_observation(text: str, max_chars: Optional[int] = None) -> str:
+    """`text` within `max_chars` characters: its head and tail kept (the tail holds the step counter and an error's last
+    lines), the middle replaced by a line that says how much was cut. None: no cut."""
+    if max_chars is None or text is None or len(text) <= max_chars: return text
+    head = max_chars // 2
+    tail = max_chars - head
+    return f"{text[:head]}\n[... {len(text) - head - tail} characters cut ...]\n{text[len(text) - tail:] if tail else ''}"
+
+def history_view(messages: list[dict], keep: Optional[int] = 5, max_observation_chars: Optional[int] = None) -> list[dict]:
+    """The conversation as the policy sees it: observations older than the last `keep` elided (None: none elided), each
+    kept one cut to `max_observation_chars` (None: no cut). Training (synthsci.sftdata) renders trajectories through this same view."""
     obs = [i for i, m in enumerate(messages) if i >= 2 and m["role"] in ("user", "tool")]
-    old = set(obs[:-keep]) if keep else set(obs)
-    return [{**m, "content": f"Old output omitted ({len((m.get('content') or '').splitlines())} lines)"} if i in old else m
-            for i, m in enumerate(messages)]
+    old = set() if keep is None else set(obs[:-keep]) if keep else set(obs)
+    cut = set(obs) - old if max_observation_chars is not None else set()
+    def view(i, m):
+        if i in old: return {**m, "content": f"Old output omitted ({len((m.get('content') or '').splitlines())} lines)"}
+        if i in cut and len(m.get("content") or "") > max_observation_chars: return {**m, "content": cut_observation(m["content"], max_observation_chars)}
+        return m
+    return [view(i, m) for i, m in enumerate(messages)]
 
 # %% ../nbs/04_agent.ipynb
 @dataclass
@@ -158,7 +171,8 @@ class AgentConfig:
     window: int = 1000
     command_timeout_s: float = 25.0
     training_timeout_s: Optional[float] = None  # None: the task's training_timeout
-    keep_observations: int = 5
+    keep_observations: Optional[int] = 5    # observations shown in full; older ones elided (None: all shown)
+    max_observation_chars: Optional[int] = None   # each observation the policy sees cut to this (head and tail kept); None: no cut
     tool_call_fallback: bool = True     # 'tool_calls' on a server that ignores tools: go on in the 'mlgym' format
 
 class ExitRun(Exception):
@@ -207,7 +221,7 @@ def _ask(policy, traj: Trajectory, cfg: AgentConfig, n: int = 0) -> tuple[Comple
     extra, stats = [], traj.model_stats
     for k in range(cfg.max_format_errors):
         fmt = _format(traj, cfg)
-        view = history_view(traj.messages, cfg.keep_observations) + extra
+        view = history_view(traj.messages, cfg.keep_observations, cfg.max_observation_chars) + extra
         if sum(len(m.get("content") or "") for m in view) / 4 > cfg.max_context_tokens: raise ExitRun("exit_context")
         try: c = policy.complete(view, **({"tools": TOOLS} if fmt == "tool_calls" else {}))
         except SynthsciError as e: stats["api_error"] = str(e)[:300]; raise ExitRun("exit_api")
@@ -246,6 +260,7 @@ def run_agent(task: Task, policy, workspace, cfg: Optional[AgentConfig] = None, 
                       model_stats=dict(total_cost=0.0, tokens_sent=0, tokens_received=0, api_calls=0),
                       provenance={"task_id": task.id, "dataset_id": task.dataset_id, "policy": type(policy).__name__, "model": policy.spec,
                                   "prompt_hash": prompt_hash(), "format": cfg.format, "max_steps": cfg.max_steps, **(provenance or {})})
+    if cfg.max_observation_chars is not None: traj.provenance["max_observation_chars"] = cfg.max_observation_chars   # what the policy was shown
     if cfg.format == "tool_calls": traj.provenance["tools"] = TOOLS
     try:
         aci = ACI(task, workspace, backend, limits, cfg.window, cfg.command_timeout_s, cfg.training_timeout_s)

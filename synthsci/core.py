@@ -12,12 +12,13 @@ from typing import Any, Callable, Iterable, Literal, NamedTuple, Optional, Union
 
 # %% auto 0
 __all__ = ['Direction', 'RECORD_TYPES', 'current_stage', 'LEDGER_ZERO', 'TRACKED_PACKAGES', 'STAGES', 'OPERATIONAL_FIELDS',
-           'SynthsciError', 'BudgetExceeded', 'atomic_write', 'stable_hash', 'make_id', 'Record', 'Topic', 'Proposal',
-           'DatasetCard', 'Task', 'ValidationReport', 'Step', 'Trajectory', 'SFTExample', 'EvalResult', 'write_jsonl',
-           'read_jsonl', 'to_dataset', 'from_dataset', 'write_parquet', 'read_parquet', 'from_config', 'check_ranges',
-           'LLMConfig', 'RunConfig', 'read_yaml', 'load_config', 'Ledger', 'package_versions', 'git_revision', 'Run',
-           'Stage', 'stage_dir_name', 'stage_options', 'config_conflicts', 'resume_conflicts', 'run_stage', 'open_run',
-           'Rejection', 'write_rejections', 'read_rejections', 'upstream', 'llm_cache_dir']
+           'HELDOUT_FILE', 'SynthsciError', 'BudgetExceeded', 'atomic_write', 'stable_hash', 'make_id', 'Record',
+           'Topic', 'Proposal', 'DatasetCard', 'Task', 'ValidationReport', 'Step', 'Trajectory', 'SFTExample',
+           'EvalResult', 'write_jsonl', 'read_jsonl', 'to_dataset', 'from_dataset', 'write_parquet', 'read_parquet',
+           'from_config', 'check_ranges', 'LLMConfig', 'RunConfig', 'read_yaml', 'load_config', 'Ledger',
+           'package_versions', 'git_revision', 'Run', 'Stage', 'stage_dir_name', 'stage_options', 'config_conflicts',
+           'resume_conflicts', 'run_stage', 'open_run', 'Rejection', 'write_rejections', 'read_rejections', 'upstream',
+           'llm_cache_dir', 'heldout_split', 'training_tasks', 'heldout_tasks']
 
 # %% ../nbs/00_core.ipynb
 class SynthsciError(Exception):
@@ -514,7 +515,7 @@ STAGES = {  # the one registry of stages, in pipeline order: the CLI, `synthsci 
     "evaluate":  Stage("10_eval",      "run students on the evaluation suite or MLGym; Best Attempt/Submission@k",
                        "synthsci.evaluate:run_evaluate", "synthsci.evaluate:EvalOptions", "42_evaluate.ipynb"),
     "aup":       Stage("11_aup",       "area under the performance profile, MLGym's metric",
-                       "synthsci.aup:run_aup", None, "43_aup.ipynb"),
+                       "synthsci.aup:run_aup", "synthsci.aup:AUPOptions", "43_aup.ipynb"),
     "figures":   Stage("12_figures",   "the run's figures and the paper's reproduced",
                        "synthsci.plots:run_figures", None, "50_figures.ipynb"),
 }
@@ -534,6 +535,7 @@ OPERATIONAL_FIELDS = (   # config fields a resumed run may change: how it runs, 
       for f in ("cache", "cache_dir", "max_retries", "max_concurrency", "requests_per_minute", "tokens_per_minute", "batch")),
     "stages.*.workers", "stages.*.progress",
     "stages.rollouts.ray_address", "stages.rollouts.sandbox_resource", "stages.rollouts.node_retries", "stages.rollouts.ship_tasks", "stages.rollouts.scratch_dir", "stages.rollouts.cpus_per_rollout", "stages.rollouts.gpus_per_rollout", "stages.rollouts.keep_workspaces",
+    "stages.validate.ray_address", "stages.validate.sandbox_resource", "stages.validate.node_retries", "stages.validate.ship_tasks",
 )
 _UNSET = object()
 
@@ -722,3 +724,46 @@ def llm_cache_dir(cfg: RunConfig, llm: Optional[LLMConfig] = None) -> Path:
     "Where a run's LLM answers are cached: the LLM section's `cache_dir` when the config names a shared one, else `<run folder>/cache/llm` (one place for every stage and command)."
     named = (llm or cfg.teacher).cache_dir
     return Path(named).expanduser() if named else Path(cfg.runs_dir) / cfg.run_id / "cache" / "llm"
+
+# %% ../nbs/00_core.ipynb
+HELDOUT_FILE = "heldout.json"
+
+def _dataset_of(t) -> str: return str(t.dataset_id or t.id)   # a task without a dataset id is its own dataset
+
+def heldout_split(run, tasks: list, fraction: float, seed: int = 0) -> dict:
+    """`{fraction, seed, datasets (held out), train_datasets, tasks (held out), train_tasks}`: read from `<run>/heldout.json`,
+    or computed over `tasks`' datasets and written there. A file made with another fraction or seed is a one-line error."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise SynthsciError(f"stages.evaluate.heldout_fraction must be at least 0 and below 1, not {fraction!r}")
+    path = Path(run.path) / HELDOUT_FILE
+    if path.exists():
+        d = json.loads(path.read_text())
+        if (d["fraction"], d["seed"]) != (fraction, seed):
+            raise SynthsciError(f"{path} holds the split made with heldout_fraction={d['fraction']}, seed={d['seed']}; this config has "
+                                f"{fraction}, {seed}: keep the run's settings or use a new run_id (the student may have trained on the other split)")
+        return d
+    names = sorted({_dataset_of(t) for t in tasks}, key=lambda n: stable_hash([seed, n]))
+    n = 0 if fraction == 0 else min(len(names) - 1, max(1, round(fraction * len(names))))
+    if fraction > 0 and n < 1:
+        raise SynthsciError(f"heldout_fraction {fraction} needs tasks on at least two datasets (one to train on, one held out); "
+                            f"the run's tasks have {len(names)}: validate more tasks or set stages.evaluate.heldout_fraction=0")
+    held = set(names[:n])
+    d = dict(fraction=fraction, seed=seed, datasets=sorted(held), train_datasets=sorted(set(names) - held),
+             tasks=sorted(t.id for t in tasks if _dataset_of(t) in held), train_tasks=sorted(t.id for t in tasks if _dataset_of(t) not in held))
+    if fraction > 0: atomic_write(path, json.dumps(d, indent=1))   # no split asked for: nothing written, so one can be asked for later
+    return d
+
+def _heldout_of(run, cfg, tasks) -> set:
+    fraction = (cfg.stages.get("evaluate") or {}).get("heldout_fraction", 0.0)
+    if not fraction and not (Path(run.path) / HELDOUT_FILE).exists(): return set()
+    return set(heldout_split(run, tasks, fraction, cfg.seed)["datasets"])
+
+def training_tasks(run, cfg, tasks: list) -> list:
+    "`tasks` but those on the run's held-out datasets (the rollouts stage attempts these)."
+    held = _heldout_of(run, cfg, tasks)
+    return [t for t in tasks if _dataset_of(t) not in held]
+
+def heldout_tasks(run, cfg, tasks: list) -> list:
+    "Those of `tasks` on the run's held-out datasets (the evaluate stage's `heldout` choice)."
+    held = _heldout_of(run, cfg, tasks)
+    return [t for t in tasks if _dataset_of(t) in held]

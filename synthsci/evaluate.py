@@ -5,11 +5,11 @@
 # %% ../nbs/42_evaluate.ipynb 3
 from __future__ import annotations
 import json, re, shutil, subprocess, sys, tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 from .core import (check_ranges, EvalResult, RunConfig, SynthsciError, Task, atomic_write, open_run, read_yaml, run_stage,
-                           stable_hash, stage_dir_name, stage_options)
+                           stable_hash, stage_dir_name, stage_options, heldout_tasks)
 from .catalog import CATALOG
 from .aci import load_task
 from .templates import evaluate_code
@@ -17,7 +17,8 @@ from .mlgym import AgentLimits, attempt, baseline_result, build_task, folder_nam
 
 # %% auto 0
 __all__ = ['BASELINE', 'BASELINES', 'DESCRIPTION', 'SUITE_VERSION', 'table_of', 'make_suite_task', 'make_eval_suite',
-           'evaluate_students', 'EvalOptions', 'trained_student', 'eval_methods', 'eval_tasks', 'run_evaluate']
+           'evaluate_students', 'EvalOptions', 'trained_student', 'eval_methods', 'student_view', 'eval_tasks',
+           'run_evaluate']
 
 # %% ../nbs/42_evaluate.ipynb
 from .catalog import EVAL_SUITE_DATASETS, is_eval_suite_dataset  # the held-out datasets are named once, in the catalog
@@ -157,10 +158,16 @@ class EvalOptions:
     training_timeout_s: Optional[float] = 60.0
     backend: Optional[str] = None       # sandbox backend
     workers: int = 1                    # method x task units in flight
+    heldout: bool = False               # instead of the suite: the run's held-out tasks (validated tasks on datasets the rollouts never used)
+    heldout_fraction: float = 0.0       # the fraction of the run's datasets held out (read by the rollouts stage too; <run>/heldout.json keeps the split)
+    keep_observations: Optional[int] = None       # what the policy is shown; unset: stages.sftdata's, so the student sees what it was trained on
+    max_observation_chars: Optional[int] = None   # each observation cut to this (None: no cut); unset: stages.sftdata's
 
     def __post_init__(self):
         check_ranges(self, max_rows=(10, None), k=(1, None), seed=(0, 2**32 - 1), max_steps=(1, None), max_tokens=(1, None),
-                     temperature=(0, None), wall_time_s=(1, None), command_timeout_s=(1, None), training_timeout_s=(1, None), workers=(1, None))
+                     temperature=(0, None), wall_time_s=(1, None), command_timeout_s=(1, None), training_timeout_s=(1, None), workers=(1, None),
+                     heldout_fraction=(0, 1), keep_observations=(0, None), max_observation_chars=(1, None))
+        if self.heldout and (self.tasks_dir or self.mlgym_root): raise SynthsciError("stages.evaluate: choose one of heldout, tasks_dir and mlgym_root")
 
     def limits(self) -> AgentLimits:
         return AgentLimits(max_steps=self.max_steps, max_tokens=self.max_tokens, temperature=self.temperature, wall_time_s=self.wall_time_s,
@@ -188,8 +195,20 @@ def eval_methods(cfg: RunConfig, opts: EvalOptions, run) -> dict[str, str]:
     if not methods: raise SynthsciError("stages.evaluate: nothing to evaluate: enable base/finetuned or add methods")
     return methods
 
-def eval_tasks(opts: EvalOptions, folder: Path, seed: int) -> tuple[list[Task], dict]:
+def student_view(cfg: RunConfig) -> dict:
+    "What the agent shows the policy at evaluation: `stages.evaluate`'s `keep_observations` and `max_observation_chars` where set, else the SFT data's."
+    from synthsci.sftdata import SFTDataOptions
+    sft, ev = stage_options(SFTDataOptions, cfg, "sftdata"), stage_options(EvalOptions, cfg, "evaluate")
+    raw = cfg.stages.get("evaluate") or {}
+    return {k: getattr(ev if k in raw else sft, k) for k in ("keep_observations", "max_observation_chars")}
+
+def eval_tasks(opts: EvalOptions, folder: Path, seed: int, run=None, cfg: Optional[RunConfig] = None) -> tuple[list[Task], dict]:
     "The tasks to evaluate on and the tasks skipped (key -> reason: an MLGym task is keyed by its YAML's file name, ids may be shared)."
+    if opts.heldout:
+        from synthsci.rollouts import RolloutOptions, rollout_tasks
+        tasks = heldout_tasks(run, cfg, rollout_tasks(run, stage_options(RolloutOptions, cfg, "rollouts")))
+        if not tasks: raise SynthsciError("stages.evaluate.heldout: the run holds no task out: set stages.evaluate.heldout_fraction above 0 before the rollouts stage")
+        return tasks, {}
     if opts.mlgym_root:
         ready, skipped = [], {}
         for t in mlgym_tasks(opts.mlgym_root, opts.mlgym_tasks or None):
@@ -215,14 +234,15 @@ def run_evaluate(cfg: RunConfig, runner: Optional[Callable] = None, progress: bo
     seed = cfg.seed if opts.seed is None else opts.seed
     folder = run.stage_dir(stage_dir_name("evaluate"))
     methods = eval_methods(cfg, opts, run)
-    tasks, skipped = eval_tasks(opts, folder, seed)
+    tasks, skipped = eval_tasks(opts, folder, seed, run, cfg)
+    limits = replace(opts.limits(), **student_view(cfg))
     for tid, why in skipped.items(): print(f"[evaluate] {tid}: skipped: {why}", file=sys.stderr)
     atomic_write(folder / "tasks.json", json.dumps({"directions": {t.id: t.direction for t in tasks}, "metrics": {t.id: t.metric for t in tasks},
-                                                    "methods": methods, "skipped": skipped}, indent=1))
+                                                    "methods": methods, "skipped": skipped, "student_view": student_view(cfg)}, indent=1))
     units = [(f"baseline-{t.id}", ("baseline", None, t)) for t in tasks] + [(f"{m}-{t.id}", (m, p, t)) for t in tasks for m, p in methods.items()]
     def one(u):
         m, policy, t = u
-        return baseline_result(t) if policy is None else attempt(t, policy, opts.k, folder / "runs" / folder_name(m), m, seed, opts.limits(), runner)
+        return baseline_result(t) if policy is None else attempt(t, policy, opts.k, folder / "runs" / folder_name(m), m, seed, limits, runner)
     run_stage(run, folder.name, units, one, ledger=ledger, workers=opts.workers, progress=progress)
     ids = {u for u, _ in units}
     results = [r for r in run.read(folder.name, EvalResult) if f"{r.method}-{r.task_id}" in ids]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional, Union
 from .core import (check_ranges, llm_cache_dir, upstream, DatasetCard, Proposal, Topic, RunConfig, SynthsciError, make_id, open_run, run_stage, stage_dir_name,
                            stage_options, write_jsonl, read_jsonl, atomic_write, current_stage, LEDGER_ZERO)
-from .llm import llm_from_config
+from .llm import llm_from_config, stage_workers
 from .catalog import CATALOG, find_dataset, is_eval_suite_dataset, nearest_datasets
 from .cards import catalog_card, feature_types, jsonable
 from .proposals import (Rejection, write_rejections, read_rejections, ask_structured, make_proposal, scripted_proposals,
@@ -178,7 +178,7 @@ def run_grounding(cfg: RunConfig) -> Path:
         if revised: write_jsonl([revised], run.stage_dir(stage) / "revised" / f"{p.id}.jsonl")
         write_rejections(run, stage, p.id, rejections)
         return [card] if card else []
-    run_stage(run, stage, [(p.id, p) for p in proposals], one, ledger=ledger, workers=opts.workers)
+    run_stage(run, stage, [(p.id, p) for p in proposals], one, ledger=ledger, workers=stage_workers(llm, opts.workers) if llm else opts.workers)
     if opts.spread and {p.id for p in proposals} <= run.done_units(stage):   # every unit grounded or rejected: the run's tasks are known
         spent0, token = ledger.stage_totals(stage), current_stage.set(stage)   # its teacher calls are the stage's
         try: spread_tasks(run, llm, opts, popts, mode, topics, hub, cards, **{"seed": cfg.seed, **cfg.teacher.params})

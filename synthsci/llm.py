@@ -360,17 +360,38 @@ def parse_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
     return (_TOOL_CALL.sub("", text).strip() if calls else text), calls
 
 # %% ../nbs/01_llm.ipynb
+_LOADED: dict = {}   # one copy of each model's weights per process, shared by every LocalLLM that names it
+
+def _load_local(path: Path):
+    "The tokenizer and eval-mode model at `path`, loaded once per process (a checkpoint rewritten in place is loaded again)."
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(Path(path).glob("*")) if f.is_file())
+    key = (str(Path(path).resolve()), stamp)
+    if key not in _LOADED:
+        _LOADED.clear()   # one model at a time: a process that moves to another checkpoint lets the old one go
+        _LOADED[key] = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
+    return _LOADED[key]
+
+class _Clock:
+    "A `generate` streamer that notes when the prompt went in and when the first new token came out (the prompt's encoding)."
+    def __init__(self): self.times = []
+    def put(self, value): self.times.append(time.monotonic())
+    def end(self): pass
+
 class LocalLLM:
-    "local[:<name-or-path>] - a transformers causal LM in this process (default: SmolLM2-135M-Instruct)."
-    def __init__(self, name: str = ""):
+    """local[:<name-or-path>] - a transformers causal LM in this process (default: SmolLM2-135M-Instruct).
+    An agent's prompts grow by a turn at a time, so the key/value cache of the last call's tokens is kept (`prefix_cache`)
+    and the next call encodes only what follows the longest shared prefix: greedy answers are the same tokens as without it."""
+    def __init__(self, name: str = "", prefix_cache: bool = True):
         self.spec, self.name, self._model, self._lock = f"local:{name or SMOLLM2}", name, None, threading.Lock()
+        self.prefix_cache, self._cache, self._cache_ids = prefix_cache, None, []
+        self.timing = dict(load_s=0.0, calls=0, prompt_tokens=0, reused_tokens=0, new_tokens=0, render_s=0.0, prefill_s=0.0, decode_s=0.0)
 
     def load(self):
         if self._model is None:
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-            path = resolve_local_model(self.name)
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self._model = AutoModelForCausalLM.from_pretrained(path).eval()
+            t = time.monotonic()
+            self.tokenizer, self._model = _load_local(resolve_local_model(self.name))
+            self.timing["load_s"] += time.monotonic() - t
         return self._model, self.tokenizer
 
     def render(self, messages, tools=None) -> str:
@@ -385,17 +406,38 @@ class LocalLLM:
             tools = None
         return tok.apply_chat_template(msgs, tools=tools, add_generation_prompt=True, tokenize=False)
 
+    def _reuse(self, ids: list[int]):
+        "The kept cache cut back to the longest prefix it shares with `ids` (at least one token left to encode), or a fresh one."
+        from transformers import DynamicCache
+        n, m = 0, min(len(self._cache_ids), len(ids) - 1)
+        while n < m and self._cache_ids[n] == ids[n]: n += 1
+        if self._cache is None or n == 0: self._cache, n = DynamicCache(config=self._model.config), 0
+        elif n < self._cache.get_seq_length(): self._cache.crop(n - self._cache.get_seq_length())   # transformers 5: crop(-k) drops the last k
+        return self._cache, n
+
     def complete(self, messages, tools=None, max_tokens: int = 256, temperature: float = 0.0, seed: Optional[int] = None, **params) -> Completion:
         import torch
         model, tok = self.load()
+        t0 = time.monotonic()
         prompt = self.render(messages, tools)
         ids = tok(prompt, return_tensors="pt", add_special_tokens=False)
         with self._lock, torch.no_grad():
+            t1, clock = time.monotonic(), _Clock()
             if seed is not None: torch.manual_seed(seed)
-            gen = dict(max_new_tokens=max_tokens, do_sample=temperature > 0, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+            gen = dict(max_new_tokens=max_tokens, do_sample=temperature > 0, pad_token_id=tok.pad_token_id or tok.eos_token_id, streamer=clock)
             if temperature > 0: gen["temperature"] = temperature
-            out = model.generate(**ids, **gen, **params)
+            reused = 0
+            if self.prefix_cache and "cache" not in params and "past_key_values" not in params:
+                gen["cache"], reused = self._reuse(ids["input_ids"][0].tolist())
+            try: out = model.generate(**ids, **gen, **params)
+            except BaseException: self._cache, self._cache_ids = None, []; raise   # a half-updated cache is never reused
+            if self.prefix_cache and "cache" in gen: self._cache_ids = out[0].tolist()[:self._cache.get_seq_length()]
+            t2 = time.monotonic()
         new = out[0][ids["input_ids"].shape[1]:]
+        first = clock.times[1] if len(clock.times) > 1 else t2
+        s = self.timing
+        s["calls"] += 1; s["prompt_tokens"] += ids["input_ids"].shape[1]; s["reused_tokens"] += reused; s["new_tokens"] += len(new)
+        s["render_s"] += t1 - t0; s["prefill_s"] += first - t1; s["decode_s"] += t2 - first
         text, calls = parse_tool_calls(tok.decode(new, skip_special_tokens=True))
         finish = "stop" if len(new) < max_tokens or new[-1].item() == tok.eos_token_id else "length"
         return Completion(text=text, tool_calls=calls, usage=Usage(ids["input_ids"].shape[1], len(new)), model=self.spec, finish_reason=finish,
@@ -796,7 +838,7 @@ class BatchLLM:
     """Sends the calls that a stage's threads make within `window_s` (at most `max_batch`) as one provider batch, polls it
     with backoff and hands every thread its own answer. Each batch is journaled in `folder`, so that after a restart an
     identical request finds its batch and waits for it, instead of paying for it again."""
-    def __init__(self, llm: LLM, folder, window_s: float = 2.0, max_batch: int = 256, poll_s: float = 10.0, max_poll_s: float = 120.0,
+    def __init__(self, llm: LLM, folder, window_s: float = 2.0, max_batch: int = 256, poll_s: float = 1.0, max_poll_s: float = 120.0,
                  max_wait_s: float = 26 * 3600, api=None):
         self.api = api or batch_api(llm)
         if self.api is None: raise SynthsciError(f"{llm.spec} has no batch interface: batches are for anthropic:<model> and openai:<model>")

@@ -395,6 +395,13 @@ def draw_run_figures(run_dir, out=None, dpi: int = 130) -> list[Path]:
             who = f"Run {rid}: {len(rep['methods'])} methods on {len(rep['tasks'])} tasks ({', '.join(rep['methods'])})"
             paths += save(plot_aup_bars({"Best Attempt": rep["best"], "Best Submission": rep["last"]}, who), "aup")
         except SynthsciError as e: print(f"AUP bars skipped: {e}", file=sys.stderr)
+    if (run_dir / stage_dir_name("aup") / "stats.json").exists():   # the learning effect's figures (synthsci.effect), from the run's summary
+        from synthsci.effect import effect_numbers, plot_effect_aup, plot_format_errors, plot_learning_curve
+        from synthsci.pipeline import run_summary
+        s = run_summary(run_dir)
+        n = effect_numbers(s)
+        paths += save(plot_effect_aup(n), "effect_aup") + save(plot_learning_curve(s), "effect_learning_curve") + \
+                 save(plot_format_errors(n), "effect_format_errors")
     return paths
 
 # %% ../nbs/50_plots.ipynb

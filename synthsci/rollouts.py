@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 from .core import (llm_cache_dir, upstream, Ledger, LLMConfig, RunConfig, SynthsciError, Task, Trajectory, ValidationReport, current_stage,
-                           open_run, run_stage, stage_dir_name, stage_options)
+                           open_run, run_stage, stage_dir_name, stage_options, stable_hash, training_tasks)
 from .llm import Completion, Usage
 from .aci import load_task
 from .agent import AgentConfig, LLMPolicy, run_agent
@@ -48,9 +48,14 @@ class RolloutOptions:
     ship_tasks: bool = True             # Ray: send each task folder through the object store (False: the same path on every node)
     scratch_dir: Optional[str] = None   # Ray: where a node keeps workspaces and partial trajectories (default: its temp folder)
     tasks_dir: Optional[str] = None     # a folder of MLGym-format task folders, instead of the validated tasks
+    task_share: float = 1.0             # attempt this share of the tasks (a seeded choice) with n_per_task / task_share rollouts each: as many trajectories from fewer tasks (the fewer_tasks ablation)
     keep_workspaces: bool = False
     expert: dict = field(default_factory=dict)      # ScriptedExpert options, e.g. {p_typo: 0.3, run_timeout_s: 120}
     simulated: dict = field(default_factory=dict)   # SimulatedTeacher options: {delay_s, steps}
+
+    def __post_init__(self):
+        if isinstance(self.task_share, bool) or not isinstance(self.task_share, (int, float)) or not 0 < self.task_share <= 1:
+            raise SynthsciError(f"stages.rollouts.task_share must be above 0 and at most 1, not {self.task_share!r}")
 
     def ray_spec(self) -> RaySpec:
         "The cluster settings (synthsci.cluster) of these options."
@@ -241,11 +246,15 @@ def rollout_tasks(run, opts: RolloutOptions) -> list[Task]:
 
 def rollout_units(tasks: list[Task], opts: RolloutOptions, folder, base_seed: int = 0, teacher: Optional[LLMConfig] = None,
                   cache_dir: str = "data/cache/llm") -> list[tuple[str, RolloutUnit]]:
-    "`(unit id, unit)` for N rollouts of every task."
+    "`(unit id, unit)` for N rollouts of every task (of a seeded `task_share` of the tasks, N / task_share rollouts each)."
     seed0 = base_seed if opts.seed is None else opts.seed
-    units = []
+    units, n = [], opts.n_per_task
+    if opts.task_share < 1:
+        keep = max(1, round(opts.task_share * len(tasks)))
+        tasks = sorted(tasks, key=lambda t: stable_hash([seed0, t.id]))[:keep]
+        n = round(opts.n_per_task / opts.task_share)
     for t in tasks:
-        for i in range(opts.n_per_task):
+        for i in range(n):
             u = RolloutUnit(unit_id(t.id, seed0 + i), t, seed0 + i, opts.temperatures[i % len(opts.temperatures)], opts, str(folder),
                             teacher or LLMConfig(), cache_dir)
             units.append((u.id, u))
@@ -264,7 +273,9 @@ def run_rollouts(cfg: RunConfig, progress: bool = True) -> Path:
     if opts.policy == "auto": opts.policy = "expert" if cfg.teacher.spec in (None, "scripted") else "llm"
     stage = stage_dir_name("rollouts")
     folder = run.stage_dir(stage)
-    units = rollout_units(rollout_tasks(run, opts), opts, folder, cfg.seed, cfg.teacher, str(llm_cache_dir(cfg)))
+    tasks = rollout_tasks(run, opts)
+    if not opts.tasks_dir: tasks = training_tasks(run, cfg, tasks)   # never the datasets the evaluate stage holds out (<run>/heldout.json)
+    units = rollout_units(tasks, opts, folder, cfg.seed, cfg.teacher, str(llm_cache_dir(cfg)))
     runner = RayRunner(opts, folder) if opts.ray_address else run_in_process
     def one(unit: RolloutUnit) -> Trajectory:
         t = runner(unit)

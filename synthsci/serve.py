@@ -9,13 +9,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Optional, Union
 from .core import SynthsciError, atomic_write, stable_hash
-from .llm import Completion, LLMError, backend
+from .llm import Completion, LLMError, ScriptedLLM, backend
 
 # %% auto 0
 __all__ = ['ROLES', 'ROUTES', 'VOLATILE', 'ANTHROPIC_ERRORS', 'ANTHROPIC_CUSTOM_ID', 'RequestError', 'error_body',
            'parse_request', 'request_key', 'request_sketch', 'Recordings', 'openai_response', 'anthropic_error',
            'chat_request', 'anthropic_message', 'OpenAIBatchRoutes', 'AnthropicBatchRoutes', 'BatchQueue', 'ChatServer',
-           'serve_main']
+           'offline_teacher', 'serve_main']
 
 # %% ../nbs/01a_serve.ipynb
 class RequestError(Exception):
@@ -342,6 +342,10 @@ class BatchQueue(OpenAIBatchRoutes, AnthropicBatchRoutes):
     def public(b: dict) -> dict: return {k: v for k, v in b.items() if not k.startswith("_")}
 
 # %% ../nbs/01a_serve.ipynb
+class _HTTPServer(ThreadingHTTPServer):
+    request_queue_size = 128   # the listen backlog (socketserver's default is 5): a client pool opening many connections at once is not reset
+    daemon_threads = True
+
 class ChatServer:
     """An OpenAI-compatible `POST /v1/chat/completions` server on `host:port` answering with `llm` (default: the local SmolLM2); it can record
     or replay its answers. It also speaks Anthropic's `POST /v1/messages`, and both providers' batch interfaces (`BatchQueue`)."""
@@ -355,8 +359,7 @@ class ChatServer:
         self._slots, self._lock = threading.BoundedSemaphore(max_concurrency), threading.Lock()
         self.requests, self.keys, self.misses, self.server_s, self.abandoned = 0, [], [], [], 0   # counters (server_s: seconds per answered request)
         self.queue = BatchQueue(self, batch_delay_s)
-        self.httpd = ThreadingHTTPServer((host, port), self._handler())
-        self.httpd.daemon_threads = True
+        self.httpd = _HTTPServer((host, port), self._handler())
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
         self._thread = None
 
@@ -466,13 +469,35 @@ class ChatServer:
         return Handler
 
 # %% ../nbs/01a_serve.ipynb
+def offline_teacher(seed: int = 0, p_bug: float = 0.3, bugs=None):
+    "One scripted teacher `(messages, **params) -> answer` for every stage's prompts, by the stage each prompt belongs to."
+    from synthsci.topics import scripted_topics
+    from synthsci.proposals import scripted_proposals
+    from synthsci.templates import QUICK_BUGS, scripted_taskgen
+    bugs = tuple(QUICK_BUGS if bugs is None else bugs)
+    topics, proposals, code = scripted_topics(seed), scripted_proposals(seed), scripted_taskgen(seed, p_bug, bugs)
+    def respond(messages, **params):
+        first = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
+        if first.startswith("Review this task") or "Task spec:" in first: return code(messages, **params)
+        if first.startswith("Topic: ") and "\nArea: " in first: return proposals(messages, **params)
+        if "research topics in the area '" in first: return topics(messages, **params)
+        raise ValueError("the offline teacher answers the pipeline's own prompts only (topics, proposals, task code, fixes, review): "
+                         f"not {first[:60]!r}")
+    respond.cache_identity = dict(name="offline_teacher", seed=seed, p_bug=p_bug, bugs=sorted(bugs))
+    return respond
+
+# %% ../nbs/01a_serve.ipynb
+def _log_line(s: str):
+    "One line to stderr in one write: the handler threads' lines never interleave (print writes the line and its newline apart)."
+    sys.stderr.write(s + "\n"); sys.stderr.flush()
+
 def serve_main(argv: list[str]) -> int:
     "The `synthsci serve` command: an OpenAI-compatible server for any LLM spec (default: the local SmolLM2), until interrupted."
     p = argparse.ArgumentParser(prog="synthsci serve", description="Serve an LLM spec as an OpenAI-compatible chat-completions server "
                                 "(POST /v1/chat/completions, GET /v1/models), e.g. the local SmolLM2 as a teacher without vLLM; it also speaks "
                                 "Anthropic's POST /v1/messages and both providers' batch interfaces (OpenAI's /v1/files and /v1/batches, "
                                 "Anthropic's /v1/messages/batches).")
-    p.add_argument("--spec", default="local", help="the model to serve: local (SmolLM2-135M-Instruct), local:<checkpoint>, or any LLM spec")
+    p.add_argument("--spec", default="local", help="the model to serve: local (SmolLM2-135M-Instruct), local:<checkpoint>, scripted (the offline pipeline's teacher), or any LLM spec")
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1; there is no authentication)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model", help="the model name clients use (default: smollm2 for local models)")
@@ -482,14 +507,16 @@ def serve_main(argv: list[str]) -> int:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--record", metavar="DIR", help="save every request's answer in DIR (and answer a request recorded there from it)")
     g.add_argument("--replay", metavar="DIR", help="answer only from the recordings in DIR, with no model (a request never recorded is a 500)")
+    p.add_argument("--seed", type=int, default=0, help="with --spec scripted: the offline teacher's seed (as the config's seed)")
+    p.add_argument("--p-bug", type=float, default=0.3, help="with --spec scripted: how often its task code has a seeded bug (as stages.taskgen.p_bug)")
     p.add_argument("--batch-delay", type=float, default=0.0, metavar="S", help="seconds a batch waits in the queue before it is answered (default 0)")
     p.add_argument("--quiet", action="store_true", help="no line per request")
     a = p.parse_args(argv)
     rec = Recordings(a.replay, "replay") if a.replay else Recordings(a.record, "record") if a.record else None
-    llm = None if a.replay else backend(a.spec)
+    llm = None if a.replay else ScriptedLLM(offline_teacher(a.seed, a.p_bug)) if a.spec == "scripted" else backend(a.spec)
     if hasattr(llm, "load"): llm.load()   # load the weights now, not on the first request
     try: srv = ChatServer(llm, a.host, a.port, a.model, rec, a.max_tokens, a.max_tokens_limit, a.concurrency,
-                          log=None if a.quiet else (lambda s: print(s, file=sys.stderr, flush=True)), batch_delay_s=a.batch_delay)
+                          log=None if a.quiet else _log_line, batch_delay_s=a.batch_delay)
     except OSError as e: raise SynthsciError(f"cannot listen on {a.host}:{a.port}: {e.strerror or e}") from None
     print(f"serving {srv.spec} as '{srv.model}' at {srv.base_url} (teacher.spec=openai:{srv.model}@{srv.base_url}); Ctrl-C stops", flush=True)
     try: srv.httpd.serve_forever()

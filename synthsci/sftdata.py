@@ -19,13 +19,13 @@ __all__ = ['CARD', 'to_sft_example', 'split_by_task', 'to_hf_dataset', 'token_st
            'push_dataset', 'SFTDataOptions', 'load_sft_dataset', 'run_sftdata']
 
 # %% ../nbs/22_sftdata.ipynb
-def to_sft_example(traj: Trajectory, tok, max_tokens: int = 32768, keep_observations: Optional[int] = None) -> Optional[SFTExample]:
-    "The training example of `traj`: its chat cut to `max_tokens` at a turn boundary (None if nothing fits)."
+def to_sft_example(traj: Trajectory, tok, max_tokens: int = 32768, keep_observations: Optional[int] = None,
+                   max_observation_chars: Optional[int] = None) -> Optional[SFTExample]:
+    """The training example of `traj`: its chat as the agent shows it to the student (`history_view`: old observations elided
+    when `keep_observations` is set, each observation cut to `max_observation_chars`), cut to `max_tokens` at a turn boundary (None if nothing fits)."""
+    from synthsci.agent import history_view
     tools = sft_tools(traj)
-    if keep_observations is None: view = lambda ms: ms
-    else:
-        from synthsci.agent import history_view
-        view = lambda ms: history_view(ms, keep_observations)
+    view = lambda ms: history_view(ms, keep_observations, max_observation_chars)
     n = lambda ms: count_tokens(tok, ms, tools)
     messages = view(truncate_messages(sft_messages(traj), lambda ms: n(view(ms)), max_tokens))
     if not messages: return None
@@ -129,11 +129,12 @@ class SFTDataOptions:
     max_tokens: int = 32768           # the SFT context (32K): longer conversations are cut at a turn boundary
     eval_fraction: float = 0.1        # the fraction of tasks held out for eval
     keep_observations: Optional[int] = None  # None: whole conversations; k: old observations elided as the agent shows them
+    max_observation_chars: Optional[int] = 2000  # each observation cut to this (head and tail kept, the cut said); None: no cut. Evaluation shows the student the same
     hub_repo: Optional[str] = None    # e.g. 'me/synthsci-sft': pushed when a token and the network exist
     private: bool = True
 
     def __post_init__(self):
-        check_ranges(self, max_tokens=(1, None), eval_fraction=(0, 1), keep_observations=(0, None))
+        check_ranges(self, max_tokens=(1, None), eval_fraction=(0, 1), keep_observations=(0, None), max_observation_chars=(1, None))
 
 def load_sft_dataset(folder):
     "The DatasetDict written by the sftdata stage (`<run>/08_sft`, or its `dataset` folder)."
@@ -155,7 +156,7 @@ def run_sftdata(cfg: RunConfig) -> Path:
     base, template = student_base(cfg)
     tok = student_tokenizer(base, template)
     out = stage_dir_name("sftdata")
-    run_stage(run, out, [(t.id, t) for t in trajs], lambda t: [e] if (e := to_sft_example(t, tok, opts.max_tokens, opts.keep_observations)) else [], ledger=ledger)
+    run_stage(run, out, [(t.id, t) for t in trajs], lambda t: [e] if (e := to_sft_example(t, tok, opts.max_tokens, opts.keep_observations, opts.max_observation_chars)) else [], ledger=ledger)
     examples = run.read(out, SFTExample)
     if not examples: raise SynthsciError(f"no trajectory fits in {opts.max_tokens} tokens: raise stages.sftdata.max_tokens")
     train, ev = split_by_task(examples, opts.eval_fraction, cfg.seed)
@@ -164,9 +165,12 @@ def run_sftdata(cfg: RunConfig) -> Path:
     truncated = sum(n_turns(e.messages) < n_turns(by_id[e.parent_id].messages) for e in examples if e.parent_id in by_id)
     funnel = read_funnel(run) + [dict(step=f"fits {opts.max_tokens} tokens", kept=len(examples), dropped=len(trajs) - len(examples))]
     provenance = dict(run_id=cfg.run_id, teacher=cfg.teacher.spec or "default", policies=sorted({str(t.provenance.get("model") or t.provenance.get("policy")) for t in trajs}),
-                      tasks=len({e.task_id for e in examples}), truncated_to_context=truncated, git_revision=git_revision(),
+                      tasks=len({e.task_id for e in examples}), truncated_to_context=truncated, max_observation_chars=opts.max_observation_chars,
+                      observations_cut=sum("characters cut ...]" in (m.get("content") or "") for e in examples for m in e.messages[2:]),
+                      keep_observations=opts.keep_observations, git_revision=git_revision(),
                       versions={k: v for k, v in package_versions().items() if k in ("synthsci", "transformers", "trl", "datasets")})
     card = dataset_card({"train": train, "eval": ev}, funnel, provenance, tokenizer=base, max_tokens=opts.max_tokens)
     save_sft_dataset({"train": train, "eval": ev}, run.stage_dir(out), card, opts.hub_repo, opts.private)
-    run.update_stage(out, funnel=funnel, splits={"train": token_stats(train), "eval": token_stats(ev)})
+    run.update_stage(out, funnel=funnel, splits={"train": token_stats(train), "eval": token_stats(ev)},
+                     student_view={k: provenance[k] for k in ("keep_observations", "max_observation_chars", "observations_cut", "truncated_to_context")})
     return run.stage_dir(out)

@@ -313,6 +313,7 @@ def generate_task(p: Proposal, card: DatasetCard, llm, folder, opts: TaskgenOpti
         return _rejection(task_id, p, "too_few_rows", f"{card.dataset_id!r} has {len(td.train)} train, {len(td.validation_labels)} validation and "
                           f"{len(td.test_labels)} test rows with a {p.target!r}: a metric on fewer than {least} rows is noise (stages.taskgen.min_eval_rows)")
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(f".{task_id}.*"): shutil.rmtree(old, ignore_errors=True)   # a killed attempt's half-written folder (labels included)
     tmp = Path(tempfile.mkdtemp(dir=folder, prefix=f".{task_id}."))
     try:
         layout = write_task_data(td, tmp)

@@ -178,3 +178,21 @@ def test_rejected_answers_are_kept_size_capped(tmp_path):
     assert not any("Let me think" in (m.get("content") or "") for m in t.messages)   # not in the conversation (SFT data)
     t = run_agent(WINE, ScriptedLLM(lambda m, **p: "nothing"), tmp_path / "b", AgentConfig(max_steps=30, max_format_errors=30), limits=LIMITS)
     assert t.model_stats["format_errors"] == 30 and len(t.model_stats["rejected_answers"]) == 20   # the latest 20
+
+
+def test_observation_cut_is_visible_to_the_policy_and_off_with_none(tmp_path):
+    "A 5000-character output: the policy is shown its head and tail with the cut said; the trajectory keeps it whole; None shows it whole."
+    from synthsci.agent import cut_observation
+    act = "python -c \"print('a' * 2500 + 'b' * 2500)\""
+    for cut in (300, None):
+        llm = ScriptedLLM([say("print", act), say("done", "submit")])
+        t = run_agent(WINE, llm, tmp_path / f"ws{cut}", AgentConfig(max_steps=3, max_observation_chars=cut), limits=LIMITS)
+        shown = llm.calls[1]["messages"][-1]["content"]
+        assert t.messages[3]["content"].startswith("a" * 2500 + "b" * 2500)   # the record is whole either way
+        if cut is None:
+            assert shown == t.messages[3]["content"] and "characters cut" not in shown and "max_observation_chars" not in t.provenance
+        else:
+            assert shown == cut_observation(t.messages[3]["content"], 300) and len(shown) < 400
+            assert shown.startswith("a" * 150) and shown.endswith("bash-$") and f"[... {len(t.messages[3]['content']) - 300} characters cut ...]" in shown
+            assert llm.calls[1]["messages"][1] == t.messages[1] and t.provenance["max_observation_chars"] == 300   # the task is never cut
+    assert cut_observation("x" * 10, 10) == "x" * 10 and "[... 1 characters cut ...]" in cut_observation("x" * 11, 10)

@@ -11,6 +11,7 @@ from synthsci.aup import AUPResult, run_aup
 from synthsci.evaluate import (EVAL_SUITE_DATASETS, eval_methods, EvalOptions, is_eval_suite_dataset, make_eval_suite, run_evaluate)
 from synthsci.mlgym import AgentLimits, attempt, scripted_runner
 from synthsci.templates import evaluate_code
+from conftest import two_tasks
 
 say = lambda cmd: f"DISCUSSION\nNext step.\n```\n{cmd}\n```"
 SMALL = "{sklearn/breast_cancer: accuracy, statsmodels/fair: r2}"
@@ -140,3 +141,59 @@ def test_suite_builds_from_a_relative_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (t,) = make_eval_suite("data/runs/r/10_eval/suite", {"sklearn/breast_cancer": "accuracy"}, max_rows=200)
     assert Path(t.path).is_absolute() and 0.8 < t.baseline_scores[0]["accuracy"] <= 1
+
+
+HELDOUT_IN_A_PROCESS = """
+import json, sys
+from synthsci.core import Run, Task, heldout_split
+ts = [Task(id=f"t{i}", name="t", path=".", metric="rmse", dataset_id=f"ds{i % 9}") for i in range(30)]
+print(json.dumps(heldout_split(Run("r", sys.argv[1]), ts, 0.3, 7)))
+"""
+
+
+def test_heldout_split_is_by_dataset_deterministic_and_kept_in_a_file(tmp_path):
+    "Fresh interpreters with different string-hash seeds make the same split; no dataset is on both sides; the file rules a resume."
+    from synthsci.core import Task, heldout_split, heldout_tasks, training_tasks
+    outs = []
+    for i, seed in enumerate(("1", "2", "3")):
+        r = subprocess.run([sys.executable, "-c", HELDOUT_IN_A_PROCESS, str(tmp_path / f"p{i}")], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "PYTHONHASHSEED": seed})
+        assert r.returncode == 0, r.stderr
+        outs.append(json.loads(r.stdout))
+    d = outs[0]
+    assert all(o == d for o in outs) and len(d["datasets"]) == 3 and not set(d["datasets"]) & set(d["train_datasets"])   # 30 % of 9 datasets
+    assert not set(d["tasks"]) & set(d["train_tasks"]) and len(d["tasks"]) + len(d["train_tasks"]) == 30
+    assert json.loads((tmp_path / "p0" / "r" / "heldout.json").read_text()) == d
+    # the stages' view: rollouts attempt the training tasks, evaluation the held-out ones; a run made with another fraction is refused
+    ts = [Task(id=f"t{i}", name="t", path=".", metric="rmse", dataset_id=f"ds{i % 4}") for i in range(8)]
+    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=s", "stages.evaluate.heldout_fraction=0.25"])
+    run = Run("s", tmp_path)
+    held, train = heldout_tasks(run, cfg, ts), training_tasks(run, cfg, ts)
+    assert len(held) == 2 and len({t.dataset_id for t in held}) == 1 and not {t.dataset_id for t in held} & {t.dataset_id for t in train}
+    assert sorted(t.id for t in held + train) == sorted(t.id for t in ts)
+    with pytest.raises(SynthsciError, match="holds the split made with heldout_fraction=0.25"):
+        training_tasks(run, load_config(overrides=[f"runs_dir={tmp_path}", "run_id=s", "stages.evaluate.heldout_fraction=0.5"]), ts)
+    with pytest.raises(SynthsciError, match="at least 0 and below 1"):
+        heldout_split(Run("t", tmp_path), ts, 1.0)
+
+
+def test_evaluate_stage_runs_the_students_on_the_held_out_tasks_k_times(tmp_path):
+    "Hand-written fixture tasks (wine, diabetes) as the run's tasks: one dataset held out, evaluated k=2 times; the other is the rollouts'."
+    from synthsci.core import heldout_tasks, training_tasks
+    from synthsci.aci import load_task
+    tasks_dir = two_tasks(tmp_path)
+    cfg = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=h", f"stages.rollouts.tasks_dir={tasks_dir}", "stages.evaluate.heldout=true",
+                                 "stages.evaluate.heldout_fraction=0.5", "stages.evaluate.base=false", "stages.evaluate.finetuned=false",
+                                 "stages.evaluate.methods={mute: x}", "stages.evaluate.k=2", "stages.evaluate.max_steps=2"])
+    units = []
+    out = run_evaluate(cfg, runner=lambda u: units.append(u) or scripted_runner(lambda u: ["no command"] * 9)(u), progress=False)
+    held = json.loads((tmp_path / "h" / "heldout.json").read_text())
+    assert len(held["tasks"]) == 1 and len(held["train_tasks"]) == 1
+    assert {u.task.id for u in units} == set(held["tasks"]) and len(units) == 2
+    assert units[0].options.agent_config().max_observation_chars == 2000 and units[0].options.agent_config().keep_observations is None  # the SFT data's view
+    all_tasks = [load_task(p) for p in sorted(tasks_dir.iterdir())]
+    assert [t.id for t in training_tasks(Run("h", tmp_path), cfg, all_tasks)] == held["train_tasks"]
+    assert json.loads((out / "tasks.json").read_text())["student_view"] == {"keep_observations": None, "max_observation_chars": 2000}
+    with pytest.raises(SynthsciError, match="holds no task out"):
+        run_evaluate(load_config(overrides=[f"runs_dir={tmp_path}", "run_id=none", f"stages.rollouts.tasks_dir={tasks_dir}", "stages.evaluate.heldout=true",
+                                            "stages.evaluate.methods={mute: x}"]), runner=lambda u: None, progress=False)

@@ -217,3 +217,18 @@ def test_live_server_answers_with_smollm2():
         b = llm.complete([{"role": "user", "content": "Name one tabular dataset."}], max_tokens=6, temperature=0, seed=0)
     assert a.text and a.text == b.text and a.usage.output_tokens <= 6 and a.finish_reason in ("stop", "length") and a.model == "smollm2"
     assert a.usage.input_tokens > 5 and len(srv.server_s) == 2
+
+
+def test_prefix_cache_gives_the_same_tokens_as_plain_generate():
+    """The real SmolLM2, greedy: a short multi-turn conversation answered with the prompt prefix's key/value cache reused is
+    the same tokens as answered from scratch every turn, also after an earlier turn changes (as the agent's elision does)."""
+    from synthsci.llm import LocalLLM
+    plain, cached = LocalLLM(prefix_cache=False), LocalLLM()
+    msgs = [{"role": "system", "content": "You are a terse ML researcher."}, {"role": "user", "content": "Name a baseline for tabular data."}]
+    for turn in range(3):
+        if turn == 2: msgs[3] = {**msgs[3], "content": "Old output omitted (1 lines)"}   # the shared prefix now ends earlier
+        a, b = plain.complete(msgs, max_tokens=8), cached.complete(msgs, max_tokens=8)
+        assert a.text == b.text and a.usage == b.usage, (turn, a.text, b.text)
+        msgs += [{"role": "assistant", "content": a.text}, {"role": "user", "content": f"Observation {turn}: accuracy 0.8{turn}."}]
+    assert plain._model is cached._model                                       # one copy of the weights per process
+    assert plain.timing["reused_tokens"] == 0 and 0 < cached.timing["reused_tokens"] < cached.timing["prompt_tokens"]

@@ -134,3 +134,25 @@ def test_push_without_a_token_warns_and_keeps_going(monkeypatch, tmp_path):
     dd = datasets.DatasetDict({"train": to_hf_dataset([SFTExample(id="e", task_id="t", messages=[{"role": "user", "content": "x"}])])})
     with pytest.warns(UserWarning, match="no Hugging Face token"):
         assert push_dataset(dd, "me/data", "card") is False
+
+
+def test_observation_cut_is_the_same_at_training_and_evaluation():
+    """The SFT example made with an observation cut holds, before each assistant turn, exactly the messages the agent shows
+    the student at that turn (synthsci.agent.history_view with the same settings), so their renderings match; a view
+    without the cut (planted) does not. Fixture: the iris trajectory, whose observations run to 1066 characters."""
+    from synthsci.agent import history_view
+    from synthsci.sftdata import to_sft_example
+    tok = student_tokenizer("local")
+    t = read_jsonl(Trajectory, FIXTURES / "traj-iris-a.jsonl")[0]
+    ex = to_sft_example(t, tok, max_observation_chars=300)
+    whole = sft_messages(t)
+    assert sum("characters cut ...]" in m["content"] for m in ex.messages) == 2 and len(ex.messages) == len(whole) - 1   # it ends on the last answer
+    planted = 0
+    for k, m in enumerate(ex.messages):
+        if m["role"] != "assistant": continue
+        shown = history_view(whole[:k], None, 300)                      # what the evaluation prompt holds at this turn
+        assert shown == ex.messages[:k]
+        assert render(tok, ex.messages, ex.tools).startswith(render(tok, shown, ex.tools))
+        planted += history_view(whole[:k], None, None) != ex.messages[:k]
+    assert planted >= 1                                                 # the check catches an evaluation that does not cut
+    assert to_sft_example(t, tok, max_observation_chars=None).messages == whole[:-1]   # None: the whole observations (the ablation)

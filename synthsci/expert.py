@@ -10,46 +10,334 @@ from .llm import Completion, ToolCall, Usage
 from .aci import metric_direction
 
 # %% auto 0
-__all__ = ['REPERTOIRE', 'SLOW', 'TRANSFORMS', 'HYPER', 'SCRIPT', 'MODEL_LINE', 'TRANSFORM_LINE', 'candidate', 'score_of',
-           'remaining_steps', 'better', 'task_direction', 'same_score', 'ScriptedExpert', 'complete']
+__all__ = ['TABULAR', 'SERIES', 'FORECAST', 'NODES', 'LINKS', 'TEXT', 'SCRIPTS', 'SCRIPT', 'FAMILY', 'REPERTOIRE', 'HYPER',
+           'TRANSFORMS', 'CONFIGS', 'SLOW', 'MODEL_LINE', 'TRANSFORM_LINE', 'config_line', 'family', 'script',
+           'model_lines', 'candidate', 'slow', 'task_kind', 'header_of', 'score_of', 'remaining_steps', 'better',
+           'task_direction', 'same_score', 'ScriptedExpert', 'describe', 'complete']
 
 # %% ../nbs/04a_expert.ipynb
-REPERTOIRE = {
-    "classification": [
-        "linear_model.LogisticRegression(C={c}, max_iter=2000)", "ensemble.RandomForestClassifier(n_estimators={n}, max_depth={depth}, random_state={seed})",
-        "ensemble.ExtraTreesClassifier(n_estimators={n}, random_state={seed})", "ensemble.HistGradientBoostingClassifier(learning_rate={lr}, max_iter={n}, random_state={seed})",
-        "neighbors.KNeighborsClassifier(n_neighbors={k})", "svm.SVC(C={c})"],
-    "regression": [
-        "linear_model.Ridge(alpha={alpha})", "ensemble.RandomForestRegressor(n_estimators={n}, max_depth={depth}, random_state={seed})",
-        "ensemble.HistGradientBoostingRegressor(learning_rate={lr}, max_iter={n}, random_state={seed})",
-        "neighbors.KNeighborsRegressor(n_neighbors={k})", "svm.SVR(C={big_c})", "linear_model.Lasso(alpha={alpha})"],
-}
-SLOW = {"classification": "ensemble.RandomForestClassifier(n_estimators=200000, random_state={seed})",
-        "regression": "ensemble.RandomForestRegressor(n_estimators=200000, random_state={seed})"}
-TRANSFORMS = ["", "preprocessing.StandardScaler(), ", "preprocessing.QuantileTransformer(n_quantiles=50), ",
-              "preprocessing.StandardScaler(), preprocessing.PolynomialFeatures(2), "]
-HYPER = dict(c=[0.1, 1.0, 10.0], n=[100, 200], depth=[None, 6], lr=[0.05, 0.1], k=[3, 7, 15], alpha=[0.1, 1.0, 10.0], big_c=[10.0, 100.0])
-
-SCRIPT = '''import pandas as pd
-from sklearn import ensemble, linear_model, neighbors, preprocessing, svm
-from sklearn.pipeline import make_pipeline
-
+_READ = '''import numpy as np, pandas as pd
 train = pd.read_csv("data/train.csv")
 test = pd.read_csv("data/test.csv")
 id_col, target = pd.read_csv("sample_submission.csv").columns[:2]
-features = [c for c in train.columns if c not in (id_col, target)]
-print(f"training on {{len(train)}} rows, {{len(features)}} features")
-model = {model}
-model = make_pipeline({transform}model)
-model.fit(train[features], train[target])
-pd.DataFrame({{id_col: test[id_col], target: model.predict(test[features])}}).to_csv("submission.csv", index=False)
+train = train.dropna(subset=[target])
+'''
+_SAVE = '''pd.DataFrame({id_col: test[id_col], target: pred}).to_csv("submission.csv", index=False)
 print("wrote submission.csv")'''
-MODEL_LINE, TRANSFORM_LINE = 10, 11
+
+TABULAR = _READ.replace("import numpy as np, pandas as pd", "import numpy as np, pandas as pd\nfrom sklearn import ensemble, linear_model, neighbors, preprocessing, svm\nfrom sklearn.impute import SimpleImputer\nfrom sklearn.pipeline import make_pipeline") + '''features = [c for c in train.columns if c not in (id_col, target)]
+X = pd.get_dummies(pd.concat([train[features], test[features]]), dtype=float)   # categories as indicator columns
+print(f"training on {len(train)} rows, {X.shape[1]} features")
+model = __MODEL__
+model = make_pipeline(SimpleImputer(), __TRANSFORM__model)
+model.fit(X.iloc[:len(train)], train[target])
+pred = model.predict(X.iloc[len(train):])
+''' + _SAVE
+
+SERIES = _READ.replace("import numpy as np, pandas as pd", "import numpy as np, pandas as pd\nfrom sklearn import ensemble, linear_model, neighbors, preprocessing\nfrom sklearn.pipeline import make_pipeline") + '''CLASSIFY = __CLASSIFY__
+
+def series(df, znorm):
+    "(rows, channels, time) from the columns c<k>_t<i>; gaps carry the last value; optionally z-normalised per series."
+    chans = sorted({c.split("_t")[0] for c in df.columns if c.startswith("c") and "_t" in c}, key=lambda s: int(s[1:]))
+    x = np.stack([df[sorted([c for c in df.columns if c.startswith(ch + "_t")], key=lambda c: int(c.split("_t")[1]))]
+                  .ffill(axis=1).bfill(axis=1).fillna(0.0).to_numpy(float) for ch in chans], 1)
+    if znorm: x = (x - x.mean(2, keepdims=True)) / (x.std(2, keepdims=True) + 1e-8)
+    return x
+
+def rocket(x, n_kernels, rng):
+    "Random convolution kernels (random length, weights, bias, dilation, padding, channel): per kernel the share of positive outputs and the max."
+    n, c, L = x.shape
+    feats = []
+    for _ in range(n_kernels):
+        k = rng.choice([7, 9, 11]); w = rng.normal(size=k); w -= w.mean(); b = rng.uniform(-1, 1)
+        d = int(2 ** rng.uniform(0, np.log2(max((L - 1) / (k - 1), 1))))
+        pad = (k - 1) * d // 2 if rng.random() < 0.5 else 0
+        s = np.pad(x[:, rng.integers(c)], ((0, 0), (pad, pad)))
+        span = s.shape[1] - (k - 1) * d
+        if span < 1: continue
+        out = sum(w[j] * s[:, j * d:j * d + span] for j in range(k)) + b
+        feats += [(out > 0).mean(1), out.max(1)]
+    return np.stack(feats, 1)
+
+def intervals(x, n_intervals, rng):
+    "Summaries (mean, spread, slope) of random intervals of each channel and of its first differences."
+    feats = []
+    for v in (x, np.diff(x, axis=2)):
+        L = v.shape[2]
+        for _ in range(n_intervals):
+            ch, a = rng.integers(v.shape[1]), rng.integers(0, max(L - 3, 1)); e = min(L, a + rng.integers(3, max(L // 2, 4)))
+            seg = v[:, ch, a:e]; tt = np.arange(seg.shape[1]) - (seg.shape[1] - 1) / 2
+            feats += [seg.mean(1), seg.std(1), (seg * tt).sum(1) / max((tt ** 2).sum(), 1e-9)]
+    return np.stack(feats, 1)
+
+def fit_predict(method, znorm=True, seed=0, n_kernels=1000, n_intervals=50, k=1, trees=300):
+    rng = np.random.default_rng(seed)
+    xtr, xte = series(train, znorm), series(test, znorm)
+    if method == "rocket":                 # random kernels + a ridge whose strength is cross-validated
+        both = rocket(np.concatenate([xtr, xte]), n_kernels, rng)
+        ftr, fte = both[:len(xtr)], both[len(xtr):]
+        ridge = linear_model.RidgeClassifierCV if CLASSIFY else linear_model.RidgeCV
+        model = make_pipeline(preprocessing.StandardScaler(), ridge(alphas=np.logspace(-3, 3, 13)))
+    elif method == "intervals":            # interval summaries + extra trees
+        both = intervals(np.concatenate([xtr, xte]), n_intervals, rng)
+        ftr, fte = both[:len(xtr)], both[len(xtr):]
+        model = (ensemble.ExtraTreesClassifier if CLASSIFY else ensemble.ExtraTreesRegressor)(n_estimators=trees, random_state=seed, n_jobs=2)
+    elif method == "neighbours":           # nearest neighbours on the whole series
+        ftr, fte = xtr.reshape(len(xtr), -1), xte.reshape(len(xte), -1)
+        model = (neighbors.KNeighborsClassifier if CLASSIFY else neighbors.KNeighborsRegressor)(n_neighbors=k, weights="distance")
+    elif method == "ridge_shape":          # ridge on the series and its first and second differences (the shape of a curve)
+        f = lambda v: np.concatenate([v.reshape(len(v), -1), np.diff(v, 1, 2).reshape(len(v), -1), np.diff(v, 2, 2).reshape(len(v), -1)], 1)
+        ftr, fte = f(xtr), f(xte)
+        ridge = linear_model.RidgeClassifierCV if CLASSIFY else linear_model.RidgeCV
+        model = make_pipeline(preprocessing.StandardScaler(), ridge(alphas=np.logspace(-4, 3, 15)))
+    else: raise ValueError(f"unknown method {method}")
+    print(f"{method}: {ftr.shape[1]} features for {len(ftr)} training series")
+    model.fit(ftr, train[target])
+    return model.predict(fte)
+
+config = __MODEL__
+pred = fit_predict(**config)
+''' + _SAVE
+
+FORECAST = _READ + '''from sklearn.linear_model import Ridge
+train = train.sort_values("t")
+period = 1   # from the spacing of the dates: daily data repeat weekly, weekly/monthly/quarterly data yearly
+if "date" in train.columns:
+    days = pd.to_datetime(train["date"]).diff().dt.days.median()
+    period = 7 if days <= 1.5 else 52 if 5 <= days <= 9 else 12 if 27 <= days <= 32 else 4 if 85 <= days <= 95 else 1
+grid = np.arange(train["t"].min(), train["t"].max() + 1)   # every time step; gaps interpolated
+y_all = np.interp(grid, train["t"].to_numpy(), train[target].to_numpy(float))
+
+def season_of(z, t, s):
+    "The mean of each season's detrended values."
+    prof = {k: z[t % s == k].mean() for k in range(s)}
+    return lambda tt: np.array([prof.get(k % s, 0.0) for k in tt])
+
+def forecast(t, y, steps, method, window=1.0, lags=12, degree=1):
+    ahead = (steps - t[-1]).astype(int)
+    recent = slice(-max(int(len(y) * window), 3 * max(period, 4)), None)
+    tt, yy = t[recent], y[recent]
+    if method == "naive": return np.full(len(steps), y[-1])
+    if method == "seasonal_naive":
+        if period < 2 or len(y) < period: return np.full(len(steps), y[-1])
+        return y[-period:][(ahead - 1) % period]
+    if method == "trend_season":     # a polynomial trend in time plus a seasonal profile, fit on the recent window
+        c = np.polyfit(tt - t[-1], yy, degree)
+        s = season_of(yy - np.polyval(c, tt - t[-1]), tt, period) if period > 1 else (lambda q: 0 * q)
+        return np.polyval(c, steps - t[-1]) + s(steps)
+    if method == "holt_winters":
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+        seasonal = "add" if period > 1 and len(yy) >= 2 * period else None
+        fit = ExponentialSmoothing(yy, trend="add", damped_trend=True, seasonal=seasonal, seasonal_periods=period if seasonal else None).fit()
+        return fit.forecast(int(ahead.max()))[ahead - 1]
+    if method in ("ar", "ar_diff"):  # a ridge autoregression on the deseasonalised series (or its changes), run forward
+        s = season_of(yy - np.polyval(np.polyfit(tt, yy, 1), tt), tt, period) if period > 1 else (lambda q: 0 * q)
+        z = yy - s(tt)
+        base = z[-1]
+        if method == "ar_diff": z = np.diff(z)
+        p = max(2, min(lags, len(z) // 3))
+        m = Ridge(alpha=1.0).fit(np.column_stack([z[i:len(z) - p + i] for i in range(p)]), z[p:])
+        path = list(z[-p:])
+        for _ in range(int(ahead.max())): path.append(float(np.dot(m.coef_, path[-p:]) + m.intercept_))
+        out = np.array(path[p:])
+        if method == "ar_diff": out = base + np.cumsum(out)
+        return out[ahead - 1] + s(steps)
+    raise ValueError(f"unknown method {method}")
+
+def backtest(methods, combine, folds=2, **kw):
+    "Mean absolute error of each method (and of the mean of the best two) over `folds` forecast origins, each forecasting the next h steps."
+    h = max(1, min(len(test), len(y_all) // (folds + 2)))
+    err, fc = {}, {}
+    for m in methods:
+        try:
+            fc[m] = [(forecast(grid[:len(grid) - h * f], y_all[:len(grid) - h * f], grid[len(grid) - h * f:len(grid) - h * (f - 1) or None], m, **kw),
+                      y_all[len(grid) - h * f:len(grid) - h * (f - 1) or None]) for f in range(1, folds + 1)]
+            err[m] = float(np.mean([np.abs(a - b).mean() for a, b in fc[m]]))
+        except Exception as e: print(f"{m} failed: {type(e).__name__}: {e}")
+    top = sorted(err, key=err.get)[:2]
+    if combine and len(top) == 2:
+        err["mean of " + " and ".join(top)] = float(np.mean([np.abs((fc[top[0]][i][0] + fc[top[1]][i][0]) / 2 - fc[top[0]][i][1]).mean() for i in range(folds)]))
+    return err, top
+
+config = __MODEL__
+err, top = backtest(**config)
+best = min(err, key=err.get)
+print(f"period {period}; backtest mae: {err}; using {best}")
+steps = test["t"].to_numpy()
+kw = {k: v for k, v in config.items() if k not in ("methods", "combine", "folds")}
+pred = (np.mean([forecast(grid, y_all, steps, m, **kw) for m in top], 0) if best.startswith("mean of") else forecast(grid, y_all, steps, best, **kw))
+''' + _SAVE
+
+NODES = _READ + '''from sklearn import ensemble, linear_model
+nodes = pd.concat([train, test])
+nbrs = {str(n): str(s).split() for n, s in zip(nodes["node"], nodes["neighbors"].fillna(""))}
+known = dict(zip(train["node"].astype(str), train[target]))
+classes = sorted(set(known.values()), key=str)
+
+def features(n, label, hops):
+    "Shares of each class among the labelled neighbours (and the neighbours' neighbours), with the degrees."
+    one = [m for m in nbrs.get(n, []) if m != n]
+    f = [sum(label.get(m) == c for m in one) / max(sum(m in label for m in one), 1) for c in classes] + [len(one), sum(m in label for m in one)]
+    if hops > 1:
+        two = [q for m in one for q in nbrs.get(m, []) if q != n]
+        f += [sum(label.get(q) == c for q in two) / max(sum(q in label for q in two), 1) for c in classes]
+    return f
+
+def fit_predict(model, hops=1, rounds=1, C=1.0, trees=300, seed=0):
+    label = dict(known)
+    for r in range(rounds):   # later rounds see the predicted labels of the unlabelled nodes too
+        clf = (linear_model.LogisticRegression(C=C, max_iter=3000) if model == "logistic" else
+               ensemble.RandomForestClassifier(n_estimators=trees, random_state=seed, n_jobs=2))
+        lab = {k: v for k, v in label.items() if k in known} if r == 0 else label
+        clf.fit([features(str(n), {k: v for k, v in lab.items() if k != str(n)}, hops) for n in train["node"]], train[target])
+        pred = clf.predict([features(str(n), lab, hops) for n in test["node"]])
+        label.update(zip(test["node"].astype(str), pred))
+    return pred
+
+config = __MODEL__
+pred = fit_predict(**config)
+''' + _SAVE
+
+LINKS = _READ + '''from collections import defaultdict
+from sklearn import ensemble, linear_model, preprocessing
+from sklearn.pipeline import make_pipeline
+adj = defaultdict(set)
+for a, b in train.loc[train[target] == 1, ["source", "target"]].astype(str).itertuples(index=False):
+    adj[a].add(b); adj[b].add(a)
+
+def scores(a, b):
+    "Link heuristics of the pair in the known graph, its own edge left out: common neighbours, Adamic-Adar, resource allocation, Jaccard, degrees, paths of length 3."
+    na, nb = adj[a] - {b}, adj[b] - {a}
+    cn = na & nb
+    return [len(cn), sum(1 / np.log(len(adj[z])) for z in cn if len(adj[z]) > 1), sum(1 / len(adj[z]) for z in cn),
+            len(cn) / max(len(na | nb), 1), np.log1p(len(na) * len(nb)), min(len(na), len(nb)), max(len(na), len(nb)),
+            np.log1p(sum(len((adj[x] - {a}) & nb) for x in na))]
+
+def fit_predict(model, C=1.0, trees=300, depth=None, lr=0.05, seed=0):
+    pairs = lambda df: np.log1p(np.array([scores(a, b) for a, b in df[["source", "target"]].astype(str).itertuples(index=False)], float))
+    Xtr, Xte = pairs(train), pairs(test)
+    clf = {"logistic": lambda: make_pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression(C=C, max_iter=3000)),
+           "forest": lambda: ensemble.RandomForestClassifier(n_estimators=trees, max_depth=depth, min_samples_leaf=3, random_state=seed, n_jobs=2),
+           "boosting": lambda: ensemble.HistGradientBoostingClassifier(learning_rate=lr, max_iter=trees, max_depth=depth, random_state=seed)}[model]()
+    clf.fit(Xtr, train[target])
+    return clf.predict_proba(Xte)[:, 1]
+
+config = __MODEL__
+pred = fit_predict(**config)
+''' + _SAVE
+
+TEXT = _READ + '''from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline, make_union
+text = next(c for c in test.columns if c != id_col and not pd.api.types.is_numeric_dtype(test[c]))
+
+def fit_predict(wb=(1, 5), raw=(1, 3), alpha=1.0, min_df=1, words=False):
+    "Ridge on word-boundary and raw character n-grams (sublinear TF-IDF), optionally with word unigrams."
+    parts = [TfidfVectorizer(analyzer="char_wb", ngram_range=wb, min_df=min_df, sublinear_tf=True)]
+    if raw: parts.append(TfidfVectorizer(analyzer="char", ngram_range=raw, lowercase=False, sublinear_tf=True, min_df=min_df))
+    if words: parts.append(TfidfVectorizer(analyzer="word", token_pattern=r"\\S+", sublinear_tf=True))
+    model = make_pipeline(make_union(*parts), Ridge(alpha=alpha))
+    model.fit(train[text].astype(str), train[target])
+    return model.predict(test[text].astype(str))
+
+config = __MODEL__
+pred = fit_predict(**config)
+''' + _SAVE
+
+SCRIPTS = {"tabular": TABULAR, "series": SERIES, "forecast": FORECAST, "nodes": NODES, "links": LINKS, "text": TEXT}
+SCRIPT = TABULAR
+FAMILY = {  # task kind (as the scripted teacher names it) -> the expert's family of scripts and candidates
+    "tabular-classification": "classification", "image-classification": "classification", "tabular-regression": "regression",
+    "time-series-classification": "series", "time-series-regression": "series", "time-series-forecasting": "forecast",
+    "node-classification": "nodes", "link-prediction": "links", "text-regression": "text"}
+REPERTOIRE = {  # tabular and pixel tasks: (model line, the feature transforms that suit it)
+    "classification": [
+        ("ensemble.HistGradientBoostingClassifier(learning_rate={lr}, max_iter={n}, random_state={seed})", [""]),
+        ("ensemble.RandomForestClassifier(n_estimators={n}, max_depth={depth}, random_state={seed})", [""]),
+        ("ensemble.ExtraTreesClassifier(n_estimators={n}, random_state={seed})", [""]),
+        ("svm.SVC(C={c})", ["preprocessing.StandardScaler(), ", "preprocessing.QuantileTransformer(n_quantiles=50), "]),
+        ("linear_model.LogisticRegression(C={c}, max_iter=3000)", ["preprocessing.StandardScaler(), ", "preprocessing.QuantileTransformer(n_quantiles=50), "]),
+        ("neighbors.KNeighborsClassifier(n_neighbors={k}, weights='distance')", ["preprocessing.StandardScaler(), "])],
+    "regression": [
+        ("ensemble.HistGradientBoostingRegressor(learning_rate={lr}, max_iter={n}, random_state={seed})", [""]),
+        ("ensemble.RandomForestRegressor(n_estimators={n}, max_depth={depth}, random_state={seed})", [""]),
+        ("ensemble.ExtraTreesRegressor(n_estimators={n}, random_state={seed})", [""]),
+        ("svm.SVR(C={big_c})", ["preprocessing.StandardScaler(), ", "preprocessing.QuantileTransformer(n_quantiles=50), "]),
+        ("linear_model.Ridge(alpha={alpha})", ["preprocessing.StandardScaler(), ", "preprocessing.StandardScaler(), preprocessing.PolynomialFeatures(2), "]),
+        ("neighbors.KNeighborsRegressor(n_neighbors={k}, weights='distance')", ["preprocessing.StandardScaler(), "])],
+}
+HYPER = dict(c=[1.0, 3.0, 10.0, 30.0], n=[200, 300], depth=[None, 8], lr=[0.05, 0.1], k=[3, 5, 7], alpha=[0.3, 1.0, 3.0], big_c=[10.0, 100.0, 300.0])
+TRANSFORMS = sorted({t for v in REPERTOIRE.values() for _, ts in v for t in ts})
+
+def config_line(**kw) -> str: return "dict(" + ", ".join(f"{k}={v!r}" for k, v in kw.items()) + ")"
+
+CONFIGS = {  # the other families: a random configuration of the family's script, seeded
+    "series": lambda rng, seed, classify: config_line(**rng.choice([
+        dict(method="rocket", n_kernels=rng.choice([500, 1000, 2000]), znorm=rng.choice([True, False]), seed=seed)] * 3 + [
+        dict(method="intervals", n_intervals=rng.choice([30, 50, 80]), znorm=rng.choice([True, False]), seed=seed)] * 2 + [
+        dict(method="neighbours", k=1 if classify else rng.choice([3, 5]), znorm=rng.choice([True, False])),
+        dict(method="ridge_shape", znorm=rng.choice([True, False]))])),
+    "forecast": lambda rng, seed, classify: config_line(
+        methods=["naive", "seasonal_naive"] + rng.sample(["holt_winters", "trend_season", "ar", "ar_diff"], rng.randint(2, 4)),
+        combine=rng.random() < 0.5, window=rng.choice([0.3, 0.5, 1.0]), degree=rng.choice([1, 1, 2]), lags=rng.choice([8, 13, 26])),
+    "nodes": lambda rng, seed, classify: config_line(model=rng.choice(["logistic", "forest"]), hops=rng.choice([1, 2]), rounds=rng.choice([1, 2]),
+                                                     C=rng.choice([0.3, 1.0, 3.0]), seed=seed),
+    "links": lambda rng, seed, classify: config_line(**rng.choice([
+        dict(model="logistic", C=rng.choice([0.3, 1.0, 3.0]))] * 2 + [
+        dict(model="forest", trees=rng.choice([200, 300]), depth=rng.choice([None, 6]), seed=seed),
+        dict(model="boosting", trees=rng.choice([100, 200]), depth=3, lr=rng.choice([0.03, 0.05]), seed=seed)])),
+    "text": lambda rng, seed, classify: config_line(wb=rng.choice([(1, 5), (1, 6)]), raw=rng.choice([(1, 3), (1, 4)]),
+                                                    alpha=rng.choice([0.3, 0.5, 0.7]), min_df=2),
+}
+SLOW = {"classification": "ensemble.RandomForestClassifier(n_estimators=200000, random_state={seed})",   # too slow for any time budget
+        "regression": "ensemble.RandomForestRegressor(n_estimators=200000, random_state={seed})",
+        "series": 'dict(method="rocket", n_kernels=2000000, seed={seed})', "links": 'dict(model="forest", trees=2000000, seed={seed})',
+        "nodes": 'dict(model="forest", trees=2000000, seed={seed})'}
+
+def family(kind: str) -> str: return FAMILY.get(kind, kind)
+
+def script(kind: str, model: str, transform: str = "") -> str:
+    "The training script of `kind` (a task kind or a family) with `model` (a model line or a config) and `transform`."
+    fam = family(kind)
+    s = SCRIPTS["tabular" if fam in ("classification", "regression") else fam]
+    return s.replace("__CLASSIFY__", str(kind.endswith("classification"))).replace("__TRANSFORM__", transform).replace("__MODEL__", model)
+
+def model_lines(kind: str) -> tuple[int, int]:
+    "The (first, last) line numbers of the model's lines in `kind`'s script: the model (or config) line, and the transform line after it."
+    lines = script(kind, "__MODEL__", "__TRANSFORM__").splitlines()
+    at = [i + 1 for i, l in enumerate(lines) if "__MODEL__" in l or "__TRANSFORM__" in l]
+    return at[0], at[-1]
+
+MODEL_LINE, TRANSFORM_LINE = model_lines("classification")
 
 def candidate(kind: str, rng: random.Random, seed: int) -> tuple[str, str]:
-    "A random `(model, transform)` from the repertoire."
-    hp = {k: rng.choice(v) for k, v in HYPER.items()}
-    return rng.choice(REPERTOIRE[kind]).format(seed=seed, **hp), rng.choice(TRANSFORMS)
+    "A random `(model, transform)` for a task of `kind` (a task kind or a family): a model line and a transform, or a config and ''."
+    fam = family(kind)
+    if fam in REPERTOIRE:
+        hp = {k: rng.choice(v) for k, v in HYPER.items()}
+        model, transforms = rng.choice(REPERTOIRE[fam])
+        return model.format(seed=seed, **hp), rng.choice(transforms)
+    return CONFIGS[fam](rng, seed, kind.endswith("classification")), ""
+
+def slow(kind: str, seed: int) -> Optional[str]: return SLOW[family(kind)].format(seed=seed) if family(kind) in SLOW else None
+
+# %% ../nbs/04a_expert.ipynb
+def task_kind(task: str, header: str = "", direction: str = "max") -> str:
+    """The task's kind: named in its description (the scripted teacher writes it, e.g. '(time-series-forecasting)'), else
+    guessed from the columns of the training file (`header`, its first line) and the metric's direction."""
+    m = re.search(r"\b(" + "|".join(map(re.escape, FAMILY)) + r")\b", task or "")
+    if m: return m[1]
+    cols = {c.strip() for c in (header or "").split(",")}
+    guess = "regression" if direction == "min" or re.search(r"\b(regression|rmse|mae|r2)\b", task or "", re.I) else "classification"
+    if {"source", "target"} <= cols: return "link-prediction"
+    if {"node", "neighbors"} <= cols: return "node-classification"
+    if any(re.fullmatch(r"c\d+_t\d+", c) for c in cols): return f"time-series-{guess}"
+    if {"t", "date"} <= cols: return "time-series-forecasting"
+    return f"tabular-{guess}"
+
+def header_of(obs: str) -> str:
+    "The first line with a comma in an observation (the header `head` prints)."
+    return next((l for l in (obs or "").splitlines() if "," in l), "")
 
 # %% ../nbs/04a_expert.ipynb
 def score_of(obs: str) -> Optional[dict]:
@@ -77,14 +365,14 @@ def same_score(a, b) -> bool:
 
 # %% ../nbs/04a_expert.ipynb
 class ScriptedExpert:
-    "An LLM-shaped rule-based researcher for tabular CSV tasks; seeded."
+    "An LLM-shaped rule-based researcher for the scripted teacher's task kinds (and tabular CSV tasks); seeded."
     def __init__(self, seed: int = 0, attempts: tuple[int, int] = (2, 4), p_typo: float = 0.25, p_runtime_error: float = 0.2,
                  p_slow: float = 0.15, run_timeout_s: int = 120, candidates: Optional[list] = None):
         self.seed, self.rng, self.spec = seed, random.Random(seed), "expert"
         self.attempts, self.p_typo, self.p_error, self.p_slow, self.run_timeout_s = attempts, p_typo, p_runtime_error, p_slow, run_timeout_s
         self.candidates = [tuple(c) for c in candidates] if candidates is not None else None
         if self.candidates is not None: self.attempts = (len(self.candidates), len(self.candidates))
-        self._plan, self.best, self.metric, self.direction = None, None, None, "max"
+        self._plan, self.best, self.metric, self.direction, self.header, self.kind, self.kind_reason = None, None, None, "max", "", None, ""
         self.best_script, self.best_label, self.validations = "baseline.py", "the baseline", []   # validations: (label, score), in order
 
     def run(self, what: str) -> str:
@@ -96,7 +384,8 @@ class ScriptedExpert:
         obs = yield "First I'll look at the files in the workspace: the baseline, the data and the evaluation script.", "ls -a"
         if "baseline.py" in obs:
             yield "Let me read the baseline to see which model and features it uses.", 'open "baseline.py"'
-        yield "Now the data: the first rows of the training set show the columns and the target.", "head -n 3 data/train.csv"
+        obs = yield "Now the data: the first rows of the training set show the columns and the target.", "head -n 3 data/train.csv | cut -c 1-300"
+        self.header = header_of(obs)
         obs = yield "I'll run the baseline as it is, to get a first submission and a reference score.", self.run("baseline.py")
         obs = yield "Let me validate the baseline's submission.", "validate"
         s = score_of(obs)
@@ -106,33 +395,45 @@ class ScriptedExpert:
             yield f"The baseline scores {self.metric}={self.best}. I'll keep a copy of its submission as the best so far.", "cp submission.csv best_submission.csv"
 
 # %% ../nbs/04a_expert.ipynb
+def describe(kind: str, model: str, transform: str) -> str:
+    "A candidate in words, for the thoughts."
+    if family(kind) in REPERTOIRE:
+        return f'{model.split("(")[0].split(".")[-1]} on {transform.replace("preprocessing.", "").strip(", ") or "the raw features"}'
+    return f"my {kind} script with config = {model}"
+
 def _attempt(self, kind: str, i: int, first: bool):
-    "Write or edit train.py with one candidate, run it (recovering from mistakes), validate, keep it if better."
+    "Write or edit train.py with one candidate, run it (recovering from mistakes), validate, keep it if better; False when the run failed."
     rng = self.rng
     if self.candidates is not None: model, transform = self.candidates[i - 1]
-    else: model, transform = (SLOW[kind].format(seed=self.seed), "") if rng.random() < self.p_slow else candidate(kind, rng, self.seed)
-    family, feats = model.split("(")[0].split(".")[-1], transform.replace("preprocessing.", "").strip(", ") or "the raw features"
-    if first:
-        yield "I'll write my own training script, so that the model and the features are easy to swap.", "create train.py"
-        body, edit, what = SCRIPT.format(model=model, transform=transform), "1:1", f"{family} on {feats}"
     else:
-        body, edit, what = f"model = {model}\nmodel = make_pipeline({transform}model)", f"{MODEL_LINE}:{TRANSFORM_LINE}", f"{family} on {feats}"
+        s = slow(kind, self.seed)
+        model, transform = (s, "") if s and rng.random() < self.p_slow else candidate(kind, rng, self.seed)
+    what, (lo, hi) = describe(kind, model, transform), model_lines(kind)
+    lines = script(kind, model, transform).splitlines()
+    line = lines[lo - 1]                                     # the model (or config) line
+    if first:
+        yield (f"This is a {kind} task ({self.kind_reason}). I'll write my own training script for this kind of data, "
+               "so that the model and its settings are easy to swap."), "create train.py"
+        body, edit = "\n".join(lines), "1:1"
+    else: body, edit = "\n".join(lines[lo - 1:hi]), f"{lo}:{hi}"
     if rng.random() < self.p_typo:   # a typo that breaks the syntax: the editor refuses it
-        obs = yield f"Attempt {i}: {what}.", f"edit {edit}\n{body.replace('model = make_pipeline(', 'model = make_pipeline((', 1)}\nend_of_edit"
-        if "NOT applied" not in obs: return
+        obs = yield f"Attempt {i}: {what}.", f"edit {edit}\n{body.replace(line, line.replace('(', '((', 1), 1)}\nend_of_edit"
+        if "NOT applied" not in obs: return False
         yield "The edit was rejected: I doubled a parenthesis. Fixing it.", f"edit {edit}\n{body}\nend_of_edit"
     else: yield f"Attempt {i}: {what}.", f"edit {edit}\n{body}\nend_of_edit"
-    bad = "n_estimators=" in model and rng.random() < self.p_error
+    kw = re.search(r"\b([a-z_]{3,})=", model)
+    bad = kw is not None and rng.random() < self.p_error
     if bad:   # a misspelt keyword: the run fails with a traceback, and the expert fixes the line
-        obs = yield "Let me apply the change with the keyword I remember.", f"edit {MODEL_LINE}:{MODEL_LINE}\nmodel = {model.replace('n_estimators=', 'n_estimator=')}\nend_of_edit"
+        wrong = kw[1][:-1]
+        obs = yield "Let me apply the change with the keyword I remember.", f"edit {lo}:{lo}\n{line.replace(kw[1] + '=', wrong + '=', 1)}\nend_of_edit"
         obs = yield "Now train it.", self.run("train.py")
         if "Traceback" in obs or "wrote submission.csv" not in obs:
-            yield "It failed: the keyword is n_estimators, not n_estimator. Fixing the model line.", f"edit {MODEL_LINE}:{MODEL_LINE}\nmodel = {model}\nend_of_edit"
+            yield f"It failed: the keyword is {kw[1]}, not {wrong}. Fixing that line.", f"edit {lo}:{lo}\n{line}\nend_of_edit"
     obs = yield ("Train it again." if bad else "Train it and write the submission."), self.run("train.py")
     if "wrote submission.csv" not in obs:
         why = "did not finish in time: this model is too slow" if ("TIMED OUT" in obs or "exit status 124" in obs) else "failed"
         yield f"The run {why}. I'll drop this candidate and restore the best submission so far.", "cp best_submission.csv submission.csv"
-        return
+        return False
     obs = yield "Validate the new submission.", "validate"
     s = score_of(obs)
     if s and self.metric in s: self.validations.append((f"attempt {i}", s[self.metric]))
@@ -141,6 +442,7 @@ def _attempt(self, kind: str, i: int, first: bool):
         yield f"{self.metric} improved to {self.best}: keep this submission as the best.", "cp submission.csv best_submission.csv && cp train.py best_train.py"
     elif s:
         yield f"{self.metric}={s.get(self.metric)} is not better than {self.best}; back to the best submission.", "cp best_submission.csv submission.csv"
+    return True
 
 ScriptedExpert._attempt = _attempt
 
@@ -163,10 +465,15 @@ ScriptedExpert._finish = _finish
 # %% ../nbs/04a_expert.ipynb
 def _research(self, task: str):
     yield from self._start(task)
-    kind = "regression" if self.direction == "min" or re.search(r"\b(regression|rmse|mae|r2)\b", task, re.I) else "classification"
+    self.kind = task_kind(task, self.header, self.direction)
+    named = re.search(r"\b" + re.escape(self.kind) + r"\b", task or "") is not None
+    self.kind_reason = "the description names it" if named else f"from the columns of data/train.csv and the metric {self.metric}"
     if self.best is not None and "sample_submission.csv" in task:
-        for i in range(1, self.rng.randint(*self.attempts) + 1):
-            yield from self._attempt(kind, i, first=i == 1)
+        n, i, extra = self.rng.randint(*self.attempts), 0, 0
+        while i < n + extra:
+            i += 1
+            ok = yield from self._attempt(self.kind, i, first=i == 1)
+            if ok is False and not extra and self.candidates is None: extra = 1   # a failed run: one more candidate instead
         yield from self._finish()
     yield f"Submitting the best submission ({self.metric}={self.best}).", "submit"
     while True: yield "The run should be over; submitting again.", "submit"

@@ -94,3 +94,54 @@ def test_direction_comes_from_the_task_text_first():
     assert task_direction("The metric is accuracy (higher is better).", "error_rate") == "max"
     assert task_direction("no words about it", "rmse") == "min" and task_direction("", "accuracy") == "max"
     assert score_of("Evaluation Score: {'rmse': 2.5}") == {"rmse": 2.5}
+
+
+# --- other kinds of task: the expert tells the kind and tries candidates in that kind's data format ---
+
+def _forecast_task(root):
+    "A time-series-forecasting task (statsmodels/co2) built by the scripted teacher's code path, its baseline's test score beside it."
+    import shutil, subprocess, sys
+    from synthsci.cards import catalog_card
+    from synthsci.catalog import CATALOG
+    from synthsci.core import Proposal
+    from synthsci.llm import ScriptedLLM
+    from synthsci.proposals import METRICS
+    from synthsci.taskgen import TaskgenOptions, generate_task
+    from synthsci.templates import scripted_taskgen
+    e = CATALOG["statsmodels/co2"]
+    metric, direction, idea = METRICS[e.task_kind]
+    p = Proposal(id="proposal-expert-co2", parent_id="topic-x", topic=f"A study of {e.title}", dataset_id=e.id, target="co2", metric=metric,
+                 direction=direction, task_kind=e.task_kind, baseline_idea=idea, resources={"cpu_minutes": 2})
+    t = generate_task(p, catalog_card(e.id), ScriptedLLM(scripted_taskgen(p_bug=0)), root / "tasks", TaskgenOptions(min_eval_rows=30))
+    task = load_task(t.path)
+    ws = root / "baseline"
+    shutil.copytree(t.path, ws, ignore=shutil.ignore_patterns("hidden", "reference*"))
+    subprocess.run([sys.executable, "baseline.py"], cwd=ws, check=True, capture_output=True)
+    base = score_submission(task, task_yaml(t.path), ws, "test", limits=SandboxLimits(timeout=120)).metrics[task.metric]
+    return task, base
+
+
+def test_the_expert_beats_the_baseline_on_a_forecasting_task(tmp_path):
+    task, base = _forecast_task(tmp_path)
+    assert task.metric == "mae" and task.direction == "min"
+    t = run_agent(task, ScriptedExpert(0, attempts=(1, 1), **CALM), tmp_path / "ws", AgentConfig(max_steps=30), traj_id="co2", limits=SandboxLimits(timeout=120))
+    assert t.exit_status == "submitted", t.exit_status
+    created = next(s.action for s in t.steps if s.action.startswith("edit 1:1"))
+    assert "def backtest" in created and "CONFIG" not in created     # its own forecasting script, not the tabular one
+    assert any("time-series-forecasting task (the description names it)" in s.thought for s in t.steps)
+    assert t.score[-1]["mae"] < base, (t.score[-1], base)            # the submission beats the baseline on the test split
+
+
+def test_seeds_differ_and_the_kind_comes_from_the_columns():
+    text = "Predict y. See sample_submission.csv. The metric is accuracy (higher is better)."
+    class Env(FakeEnv):   # hand-written observations: a series task whose description does not name its kind
+        def __call__(self, action):
+            if action.startswith("head"): self.actions.append(action); return "id,c0_t0,c0_t1,c0_t2,y\n1,0.5,0.7,0.1,a\n(Remaining Steps: 30)"
+            return super().__call__(action)
+    runs = []
+    for seed in (0, 1):
+        e = ScriptedExpert(seed, attempts=(2, 2), **CALM)
+        runs.append(drive(e, Env([0.5, 0.6, 0.7, 0.7]), text))
+        assert e.kind == "time-series-classification" and "columns" in e.kind_reason
+        assert "def rocket" in next(a for a in runs[-1] if a.startswith("edit 1:1"))
+    assert runs[0] != runs[1]

@@ -6,6 +6,8 @@ student that learned nothing keeps an error rate of 1.0 here. The trajectories a
 from pathlib import Path
 import datasets
 import pytest
+
+pytestmark = pytest.mark.serial   # runs alone: see pyproject.toml
 from synthsci.agent import FormatError, parse_response
 from synthsci.core import Trajectory, read_jsonl
 from synthsci.filter import sft_messages

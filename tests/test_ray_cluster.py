@@ -10,6 +10,8 @@ import json, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import pytest
 
+pytestmark = pytest.mark.serial   # runs alone: see pyproject.toml
+
 pytest.importorskip("ray", reason="ray is not installed (the optional extra 'ray')")
 from synthsci.core import Run, Trajectory
 from synthsci.cluster import LocalRayCluster

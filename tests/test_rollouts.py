@@ -88,6 +88,7 @@ def test_expert_rollouts_end_to_end(tmp_path):
         assert r["agent"] == t.score and r["baseline"]
 
 
+@pytest.mark.serial
 def test_ray_local_cluster(tmp_path):
     ray = pytest.importorskip("ray", reason="ray is not installed (the optional extra 'ray')")
     try:   # a cluster whose nodes were started without the sandbox resource is refused, with the command that fixes it

@@ -382,8 +382,13 @@ def draw_aup(values: Mapping, draw, directions: Mapping[str, str]) -> Optional[d
 
 # %% ../nbs/41_aup.ipynb
 def traj_index(root: Optional[Path]) -> dict[str, Path]:
-    "Run id -> its `.traj` file under the evaluate stage's `runs/` folder (`<method>/traj/<run>/<run>.traj`)."
-    return {p.stem: p for p in sorted(Path(root).glob("*/traj/*/*.traj"))} if root and Path(root).is_dir() else {}
+    """Run id -> its `.traj` file under the evaluate stage's `runs/` folder (`<method>/traj/<run>/<run>.traj`), for records
+    that predate the per-run format errors in EvalResult.scores. Every method runs the same run ids, so an id found under
+    more than one method's folder is ambiguous and left out (its run counts as having no file)."""
+    if not root or not Path(root).is_dir(): return {}
+    found = {}
+    for p in sorted(Path(root).glob("*/traj/*/*.traj")): found.setdefault(p.stem, []).append(p)
+    return {k: v[0] for k, v in found.items() if len(v) == 1}
 
 def method_stats(results: list[EvalResult], trajs: Mapping[str, Path]) -> dict:
     "One method's runs: how many ended with a scored submission (or any scored attempt), and its format errors per turn and per run."
@@ -399,7 +404,8 @@ def method_stats(results: list[EvalResult], trajs: Mapping[str, Path]) -> dict:
                scored_attempt_share=sum(_num(s.get("best_attempt")) is not None for s in runs) / n if n else None,
                exit_statuses=dict(sorted(Counter(exits).items())),
                exit_format_share=sum("exit_format" in e for e in exits) / len(exits) if exits else None)
-    found = [json.loads(trajs[s["run"]].read_text()).get("info", {}).get("model_stats", {}) for s in runs if s["run"] in trajs]
+    found = [dict(format_errors=s["format_errors"], api_calls=s.get("turns", 0)) if "format_errors" in s else   # recorded with the run
+             json.loads(trajs[s["run"]].read_text()).get("info", {}).get("model_stats", {}) for s in runs if "format_errors" in s or s["run"] in trajs]
     fe, calls = [int(m.get("format_errors", 0)) for m in found], [int(m.get("api_calls", 0)) for m in found]
     out.update(trajectories_read=len(found), turns=sum(calls), format_errors=sum(fe),
                format_error_turn_share=sum(fe) / sum(calls) if sum(calls) else None,

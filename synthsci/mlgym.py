@@ -324,7 +324,9 @@ def best_at_k(trajs: list[Trajectory], task: Task, method: str) -> EvalResult:
     return EvalResult(id=make_id("eval", method, task.id), parent_id=task.id, task_id=task.id, method=method, runs=len(trajs),
                       best_attempt=pick(attempts) if attempts else None, best_submission=pick(subs) if subs else None,
                       scores=[{"run": t.id, "score": t.score, "best_attempt": a, "submission": s,
-                               "error": t.model_stats.get("api_error") or t.model_stats.get("environment_error")} for t, (a, s) in zip(trajs, per_run)],
+                               "error": t.model_stats.get("api_error") or t.model_stats.get("environment_error"),
+                               "format_errors": int(t.model_stats.get("format_errors", 0)), "turns": int(t.model_stats.get("api_calls", 0))}
+                              for t, (a, s) in zip(trajs, per_run)],
                       exit_statuses=[t.exit_status for t in trajs])
 
 def baseline_result(task: Task, value: Optional[float] = None, source: Optional[str] = None) -> EvalResult:

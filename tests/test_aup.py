@@ -431,3 +431,20 @@ def test_stage_options_are_checked(tmp_path):
                       ("stages.aup.n_resamples=0", "n_resamples must be >= 1")):
         with pytest.raises(SynthsciError, match=says):
             run_aup(load_config(overrides=[f"runs_dir={tmp_path}", "run_id=r", bad]), progress=False)
+
+
+def test_format_errors_are_each_methods_own_when_run_ids_repeat(tmp_path):
+    "Every method runs the same run ids (task-s0...): base's format errors must not be read from the fine-tuned student's files."
+    from synthsci.aup import method_stats, traj_index
+    from synthsci.core import EvalResult
+    def res(method, fe):
+        return EvalResult(id=f"eval-{method}", parent_id="t", task_id="t", method=method, runs=2,
+                          scores=[{"run": f"t-s{i}", "best_attempt": None, "submission": None, "format_errors": fe, "turns": 4} for i in range(2)],
+                          exit_statuses=["submission_not_found (exit_format)"] * 2)
+    base, tuned = method_stats([res("base", 3)], {}), method_stats([res("finetuned", 0)], {})
+    assert (base["format_errors"], base["format_error_turn_share"], base["format_error_run_share"]) == (6, 0.75, 1.0)
+    assert (tuned["format_errors"], tuned["format_error_run_share"]) == (0, 0.0)
+    for m in ("base", "finetuned"):   # older records: the same run id under two methods' folders is ambiguous, so not read
+        (tmp_path / m / "traj" / "t-s0").mkdir(parents=True)
+        (tmp_path / m / "traj" / "t-s0" / "t-s0.traj").write_text('{"info": {"model_stats": {"format_errors": 1, "api_calls": 1}}}')
+    assert traj_index(tmp_path) == {}

@@ -31,7 +31,7 @@ effect: setup                ## the miniature replication: validated tasks, expe
 	  echo "unknown ablation '$(ABLATE)': known are no_self_debugging no_filter fewer_tasks no_observation_cut" >&2; exit 2; fi
 	$(BIN)/synthsci run configs/effect.yaml $(if $(ABLATE),run_id=effect-$(ABLATE) $(ABLATION_$(ABLATE)))
 
-test: setup                  ## every test, offline: two at a time, then those marked serial alone
+test: setup                  ## every test, offline: two at a time, then those marked serial (Ray clusters, batch kills) alone
 	@rc=0; $(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial" || rc=1; \
 	  $(BIN)/python -m pytest -m serial || rc=1; exit $$rc
 

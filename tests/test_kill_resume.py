@@ -5,7 +5,6 @@ import json, os, shutil, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 
-pytestmark = pytest.mark.serial   # runs alone: see pyproject.toml
 from synthsci.core import Run, Trajectory
 
 from conftest import two_tasks

@@ -7,7 +7,6 @@ from pathlib import Path
 import datasets
 import pytest
 
-pytestmark = pytest.mark.serial   # runs alone: see pyproject.toml
 from synthsci.agent import FormatError, parse_response
 from synthsci.core import Trajectory, read_jsonl
 from synthsci.filter import sft_messages

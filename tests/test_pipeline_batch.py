@@ -8,6 +8,8 @@ import json, os, re, signal, subprocess, sys, threading, time, urllib.request
 from collections import Counter
 from pathlib import Path
 import pytest
+
+pytestmark = pytest.mark.serial   # kills a run while a batch is pending: timing-sensitive, so it runs alone (pyproject.toml)
 from synthsci.llm import BATCH_DISCOUNT, Usage, cost_usd
 from synthsci.pipeline import kept_rejected
 

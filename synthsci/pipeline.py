@@ -4,7 +4,7 @@
 
 # %% ../nbs/60_pipeline.ipynb 2
 from __future__ import annotations
-import contextlib, csv, importlib, json, os, re, sys, threading, time
+import contextlib, csv, importlib, json, os, re, sys, threading, time, uuid
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Optional
@@ -215,8 +215,9 @@ def read_invocations(run_dir) -> list[dict]:
     return [json.loads(l) for l in f.read_text().splitlines() if l.strip()]
 
 def save_invocation(run_dir, inv: dict) -> None:
-    "Add `inv` to the run's invocations, or replace the one that started at the same time."
-    invs = [i for i in read_invocations(run_dir) if i.get("started") != inv["started"]] + [inv]
+    "Add `inv` to the run's invocations, or replace the earlier record of the same invocation (its `id`; two can start in one second)."
+    key = lambda i: i.get("id") or i.get("started")
+    invs = [i for i in read_invocations(run_dir) if key(i) != key(inv)] + [inv]
     atomic_write(Path(run_dir) / "notebooks" / INVOCATIONS, "".join(json.dumps(i) + "\n" for i in invs))
 
 def _papermill_parameters(run_dir) -> dict:
@@ -307,7 +308,7 @@ def run_pipeline(config, overrides: Iterable[str] = (), stages: Optional[Iterabl
     run, _ = open_run(cfg, stages=list(todo))   # a changed config is refused before any notebook runs
     out_dir = run.path / "notebooks"
     out_dir.mkdir(exist_ok=True)
-    inv = dict(started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=config, overrides=overrides, stages=list(todo), status="running",
+    inv = dict(id=uuid.uuid4().hex[:12], started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=config, overrides=overrides, stages=list(todo), status="running",
                synthsci_version=synthsci.__version__, git_revision=code_revision(), python=sys.version.split()[0], executable=sys.executable,
                cpu_count=os.cpu_count(), load_avg_start=_load_avg(), stage_wall_s={})
     t_all = time.time()

@@ -31,6 +31,8 @@ Usage: python bench/scale.py [--quick]
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 from _common import Bench, loadavg
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "fixtures"))
+from staged_tasks import iris_task, stage_tasks   # the same staged tasks as tests/test_ray_cluster.py
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "tasks"
@@ -38,39 +40,6 @@ TASKS = ("wine", "diabetes")
 EXPERT = "{attempts: [1, 1], p_slow: 0, run_timeout_s: 60}"
 VALIDATE = "{k: 2, p_debug: 1.0, timeout_s: 60, eval_timeout_s: 30, quality: false}"
 VAL_TASKS = ("wine", "wine-b", "diabetes", "friedman", "iris", "iris-crash")
-
-
-def iris_task(root: Path) -> Path:
-    "A task folder written by the scripted taskgen (the iris dataset), as the taskgen stage writes one."
-    from synthsci.cards import catalog_card
-    from synthsci.core import Proposal
-    from synthsci.llm import ScriptedLLM
-    from synthsci.taskgen import generate_task
-    from synthsci.templates import scripted_taskgen
-    p = Proposal(id="proposal-iris", parent_id="topic-iris", topic="Iris species", dataset_id="sklearn/iris", target="species", metric="accuracy",
-                 direction="max", task_kind="tabular-classification", baseline_idea="logistic regression", resources={"cpu_minutes": 1})
-    return Path(generate_task(p, catalog_card("sklearn/iris"), ScriptedLLM(scripted_taskgen(p_bug=0)), root).path)
-
-
-def stage_tasks(root: Path, run_id: str, names, iris: Path):
-    "The tasks `names` as the taskgen records of run `run_id`, each in a folder of its own (validation writes into it)."
-    from synthsci.aci import load_task
-    from synthsci.core import Run, write_jsonl
-    from synthsci.taskgen import teacher_file, write_code
-    from synthsci.templates import BUGS
-    run, d = Run(run_id, root), root / f"{run_id}-tasks"
-    for name in names:
-        shutil.copytree(iris if name.startswith("iris") else FIXTURES / name.removesuffix("-b"), d / name)
-        if name.startswith("iris"):       # the task's id, in its spec (a fix rewrites the task YAML from it and reloads the task)
-            meta = json.loads((d / name / "taskgen.json").read_text()); meta["spec"]["task_id"] = name
-            (d / name / "taskgen.json").write_text(json.dumps(meta))
-            files = {n: teacher_file(d / name, n).read_text() for n in meta["files"]}
-            write_code(d / name, meta["spec"], BUGS["crash"](files) if name == "iris-crash" else files, meta["layout"])
-        else:                              # a hand-written fixture: its id in its YAML
-            y = d / name / "task.yaml"
-            y.write_text(re.sub(r"(?m)^id: .*$", f"id: {name}", y.read_text(), count=1))
-        t = load_task(d / name)
-        write_jsonl([t], run.unit_path("04_tasks", t.id))
 
 
 def drive_validate(root: Path, run_id: str, names, iris: Path, workers: int, cluster=None):

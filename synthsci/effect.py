@@ -6,7 +6,7 @@ import json, math
 from pathlib import Path
 from typing import Mapping, Optional
 from .core import SynthsciError, atomic_write
-from .plots import new_figure, save_figure, _colors
+from .plots import new_figure, save_figure, method_colors
 
 # %% auto 0
 __all__ = ['METHODS', 'effect_numbers', 'verdict', 'plot_effect_aup', 'plot_learning_curve', 'plot_format_errors',
@@ -57,8 +57,8 @@ def plot_effect_aup(numbers: Mapping):
     "AUP (Best Attempt, Best Submission) of the baseline, the base and the fine-tuned student, the paired difference's interval below."
     fig, ax = new_figure(1, 1, size=(6.4, 3.4))
     ax = ax[0, 0]
-    ms = [m for m in METHODS if m in numbers["methods"]] + [m for m in numbers["methods"] if m not in METHODS]
-    colors = _colors(ms)
+    ms = [m for m in METHODS if m in numbers["methods"]] + [m for m in numbers["methods"] if m not in METHODS and "@" not in m]  # checkpoints: the learning curve
+    colors = method_colors(ms)
     for j, kind in enumerate(("aup_best_attempt", "aup_best_submission")):
         for i, m in enumerate(ms):
             v = numbers["methods"][m][kind]
@@ -77,7 +77,8 @@ def plot_effect_aup(numbers: Mapping):
     return fig
 
 def plot_learning_curve(summary: Mapping):
-    "Training (and evaluation) loss against steps; the held-out AUP of the base student (step 0) and the fine-tuned one (last step)."
+    """Training (and evaluation) loss against steps; the held-out AUP of the base student (step 0), of each checkpoint evaluated
+    (`finetuned@<step>`, stages.evaluate.checkpoints) and of the fine-tuned student (last step)."""
     fig, ax = new_figure(1, 1, size=(6.4, 3.2))
     ax = ax[0, 0]
     tr = summary.get("train") or {}
@@ -88,8 +89,11 @@ def plot_learning_curve(summary: Mapping):
     n = effect_numbers(summary)
     a0, a1 = _get(n, "methods", "base", "aup_best_attempt"), _get(n, "methods", "finetuned", "aup_best_attempt")
     if a0 is not None and a1 is not None and tr.get("steps"):
+        ckpts = sorted((int(m.split("@", 1)[1]), v["aup_best_attempt"]) for m, v in n["methods"].items()
+                       if m.startswith("finetuned@") and m.split("@", 1)[1].isdigit() and v.get("aup_best_attempt") is not None)
+        pts = [(0, a0), *ckpts, (tr["steps"], a1)]
         ax2 = ax.twinx()
-        ax2.plot([0, tr["steps"]], [a0, a1], "s:", color="C2", label="held-out AUP (Best Attempt)")
+        ax2.plot([p[0] for p in pts], [p[1] for p in pts], "s:", color="C2", label="held-out AUP (Best Attempt)")
         ax2.set_ylabel("held-out AUP"); ax2.spines["right"].set_visible(True)
         ax2.legend(frameon=False, loc="upper right")
     if not tr.get("loss"): ax.text(0.5, 0.5, "no training in this run", transform=ax.transAxes, ha="center")
@@ -102,7 +106,7 @@ def plot_format_errors(numbers: Mapping):
     fig, ax = new_figure(1, 1, size=(5.2, 3.0))
     ax = ax[0, 0]
     ms = [m for m in ("base", "finetuned") if m in numbers["methods"]]
-    colors = _colors(["baseline"] + ms)
+    colors = method_colors(["baseline"] + ms)
     for j, (key, label) in enumerate((("format_error_turn_share", "turns with a format error"), ("scored_submission_share", "runs with a scored submission"))):
         for i, m in enumerate(ms):
             v = numbers["methods"][m][key]

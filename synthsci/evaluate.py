@@ -17,8 +17,8 @@ from .mlgym import AgentLimits, attempt, baseline_result, build_task, folder_nam
 
 # %% auto 0
 __all__ = ['BASELINE', 'BASELINES', 'DESCRIPTION', 'SUITE_VERSION', 'table_of', 'make_suite_task', 'make_eval_suite',
-           'evaluate_students', 'EvalOptions', 'trained_student', 'eval_methods', 'student_view', 'eval_tasks',
-           'run_evaluate']
+           'evaluate_students', 'EvalOptions', 'checkpoint_methods', 'trained_student', 'eval_methods', 'student_view',
+           'eval_tasks', 'run_evaluate']
 
 # %% ../nbs/42_evaluate.ipynb
 from .catalog import EVAL_SUITE_DATASETS, is_eval_suite_dataset  # the held-out datasets are named once, in the catalog
@@ -147,6 +147,7 @@ class EvalOptions:
     mlgym_tasks: list[str] = field(default_factory=list)  # its tasks to run (default: all that can run here)
     base: bool = True                   # evaluate the base student (the run's student.spec)
     finetuned: bool = True              # evaluate the trained student of 09_train
+    checkpoints: bool = False           # and each training checkpoint kept in 09_train/checkpoints, as method `finetuned@<step>` (the learning curve's held-out AUP; keep them with stages.train.save_total_limit)
     methods: dict = field(default_factory=dict)   # more methods: name -> policy ('expert' or an LLM spec)
     k: int = 1                          # runs per method and task (Best Attempt@k, Best Submission@k)
     seed: Optional[int] = None          # default: the run's seed
@@ -174,6 +175,16 @@ class EvalOptions:
                            command_timeout_s=self.command_timeout_s, training_timeout_s=self.training_timeout_s, backend=self.backend)
 
 # %% ../nbs/42_evaluate.ipynb
+def checkpoint_methods(run) -> dict[str, str]:
+    """`{"finetuned@<step>": "local:<checkpoint>"}` for each training checkpoint kept in 09_train/checkpoints before the last
+    step (the last step's weights are the fine-tuned student itself), in step order."""
+    ckpts = run.path / stage_dir_name("train") / "checkpoints"
+    meta = run.path / stage_dir_name("train") / "student" / "meta.json"
+    last = json.loads(meta.read_text()).get("steps") if meta.exists() else None
+    found = sorted((int(p.name.split("-")[1]), p) for p in ckpts.glob("checkpoint-*")
+                   if p.name.split("-")[1].isdigit() and (p / "config.json").exists()) if ckpts.exists() else []
+    return {f"finetuned@{n}": f"local:{p}" for n, p in found if last is None or n < last}
+
 def trained_student(run) -> Optional[str]:
     "The LLM spec of the student the train stage saved in this run, or None."
     f = run.path / stage_dir_name("train") / "student.jsonl"
@@ -189,6 +200,7 @@ def eval_methods(cfg: RunConfig, opts: EvalOptions, run) -> dict[str, str]:
         spec = trained_student(run)
         if spec: methods["finetuned"] = spec
         else: print("[evaluate] no trained student in this run (09_train/student.jsonl): the fine-tuned student is not evaluated", file=sys.stderr)
+    if opts.checkpoints: methods.update(checkpoint_methods(run))
     for name, policy in opts.methods.items():
         if name in methods or name == "baseline": raise SynthsciError(f"stages.evaluate.methods: {name!r} is taken; name the method otherwise")
         methods[name] = str(policy)

@@ -19,8 +19,8 @@ __all__ = ['ENTRYPOINTS', 'LONG_ACTION_TIMEOUT', 'TASK_FIELDS', 'TASK_DEFAULTS',
            'SUBMISSION_FILES', 'SUBMITTED', 'read_mlgym_yaml', 'check_root', 'MLGymTask', 'read_task', 'mlgym_tasks',
            'parse_metric', 'choose_metric', 'gpu_available', 'missing_requirements', 'pip_line', 'skip_reason',
            'house_price_split', 'Preparer', 'prepare_checkout', 'dataset_docs', 'submission_files', 'build_task',
-           'run_scores', 'best_at_k', 'baseline_result', 'measure_baseline', 'AgentLimits', 'ViewRolloutOptions',
-           'folder_name', 'policy_units', 'attempt', 'scripted_runner', 'task_baseline', 'write_tables', 'summary_rows',
+           'run_scores', 'best_at_k', 'baseline_result', 'measure_baseline', 'AgentLimits', 'folder_name',
+           'policy_units', 'attempt', 'scripted_runner', 'task_baseline', 'write_tables', 'summary_rows',
            'write_summary', 'format_summary', 'evaluate_tasks', 'evaluate_mlgym', 'prepare_main', 'mlgym_main']
 
 # %% ../nbs/40_mlgym.ipynb
@@ -400,14 +400,6 @@ class AgentLimits:
     keep_observations: Optional[int] = 5          # what the policy is shown (synthsci.agent.history_view): the last k observations in full
     max_observation_chars: Optional[int] = None   # and each cut to this; a student is shown what it was trained on (stages.sftdata)
 
-@dataclass
-class ViewRolloutOptions(RolloutOptions):
-    "Rollout options that also say what the policy is shown: the agent's `keep_observations` and `max_observation_chars`."
-    keep_observations: Optional[int] = 5
-    max_observation_chars: Optional[int] = None
-    def agent_config(self):
-        return replace(super().agent_config(), keep_observations=self.keep_observations, max_observation_chars=self.max_observation_chars)
-
 def folder_name(name: str) -> str:
     "A readable folder name for a method or a spec (`openai:Qwen3-8B@http://127.0.0.1:8000/v1` -> `openai-Qwen3-8B-127.0.0.1-8000-v1-<hash>`)."
     s = re.sub(r"[^A-Za-z0-9._-]+", "-", re.sub(r"https?://", "", name)).strip("-.") or "method"
@@ -416,7 +408,7 @@ def folder_name(name: str) -> str:
 def policy_units(task: Task, policy: str, k: int, folder, seed: int = 0, limits: Optional[AgentLimits] = None) -> list[RolloutUnit]:
     "The k rollout units of `policy` on `task`, their files under `folder`."
     lim = limits or AgentLimits()
-    opts = ViewRolloutOptions(n_per_task=k, seed=seed, temperatures=[lim.temperature], policy="expert" if policy == "expert" else "llm",
+    opts = RolloutOptions(n_per_task=k, seed=seed, temperatures=[lim.temperature], policy="expert" if policy == "expert" else "llm",
                               format=lim.format, max_steps=lim.max_steps, cost_limit_usd=lim.cost_limit_usd, wall_time_s=lim.wall_time_s,
                               command_timeout_s=lim.command_timeout_s, training_timeout_s=lim.training_timeout_s, backend=lim.backend,
                               keep_observations=lim.keep_observations, max_observation_chars=lim.max_observation_chars)

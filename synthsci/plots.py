@@ -14,10 +14,11 @@ from .core import (EvalResult, Record, RunConfig, Trajectory, Task, SynthsciErro
 from .aup import Profiles, aup_report, eval_directions, read_scores, score_tables, usable_tables, MLGYM_MINIMIZE
 
 # %% auto 0
-__all__ = ['STYLE', 'AI_NOTE', 'FUNNEL', 'EXIT_REASONS', 'new_figure', 'save_figure', 'plot_profiles', 'plot_aup_bars',
-           'read_rows', 'plot_paper_results', 'plot_paper_pipeline', 'funnel_counts', 'plot_funnel', 'no_score_reason',
-           'plot_task_scores', 'plot_trajectory_lengths', 'task_label', 'plot_score_over_steps', 'plot_stage_costs',
-           'default_data_dir', 'draw_reference_figures', 'draw_run_figures', 'FigureSet', 'run_figures', 'figures_main']
+__all__ = ['STYLE', 'AI_NOTE', 'FUNNEL', 'EXIT_REASONS', 'new_figure', 'save_figure', 'method_colors', 'plot_profiles',
+           'plot_aup_bars', 'read_rows', 'plot_paper_results', 'plot_paper_pipeline', 'funnel_counts', 'plot_funnel',
+           'no_score_reason', 'plot_task_scores', 'plot_trajectory_lengths', 'task_label', 'plot_score_over_steps',
+           'plot_stage_costs', 'default_data_dir', 'draw_reference_figures', 'draw_run_figures', 'FigureSet',
+           'run_figures', 'figures_main']
 
 # %% ../nbs/50_plots.ipynb
 STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8,
@@ -53,7 +54,8 @@ def save_figure(fig, out_dir, name: str, dpi: int = 130) -> list[Path]:
     return paths
 
 # %% ../nbs/50_plots.ipynb
-def _colors(methods: list[str]) -> dict:
+def method_colors(methods: list[str]) -> dict:
+    "One colour per method, the same in every figure: the baseline grey, the others tab10 in the order given."
     import matplotlib
     cmap = matplotlib.colormaps["tab10"]
     return {m: ("0.3" if m == "baseline" else cmap(i % 10)) for i, m in enumerate(methods)}
@@ -62,7 +64,7 @@ def plot_profiles(profiles: Mapping[str, Profiles], title: str = "Performance pr
     "Step plots of every method's profile, one panel per table (e.g. {'Best Attempt@4': p, 'Best Submission@4': q})."
     fig, axes = new_figure(1, len(profiles), size=(4.2 * len(profiles), 3.6), sharey=True)
     for ax, (label, p) in zip(axes[0], profiles.items()):
-        col = _colors(p.methods)
+        col = method_colors(p.methods)
         for m in sorted(p.methods, key=lambda m: -p.aup[m]):
             ax.step(p.tau, p.rho[m], where="post", color=col[m], lw=1.4, ls="--" if m == "baseline" else "-",
                     label=f"{m} ({p.aup[m]:.3f})")

@@ -48,6 +48,8 @@ class RolloutOptions:
     ship_tasks: bool = True             # Ray: send each task folder through the object store (False: the same path on every node)
     scratch_dir: Optional[str] = None   # Ray: where a node keeps workspaces and partial trajectories (default: its temp folder)
     tasks_dir: Optional[str] = None     # a folder of MLGym-format task folders, instead of the validated tasks
+    keep_observations: Optional[int] = 5          # what an LLM policy is shown (synthsci.agent.history_view): the last k observations in full
+    max_observation_chars: Optional[int] = None   # and each cut to this (None: no cut)
     task_share: float = 1.0             # attempt this share of the tasks (a seeded choice) with n_per_task / task_share rollouts each: as many trajectories from fewer tasks (the fewer_tasks ablation)
     keep_workspaces: bool = False
     expert: dict = field(default_factory=dict)      # ScriptedExpert options, e.g. {p_typo: 0.3, run_timeout_s: 120}
@@ -65,7 +67,8 @@ class RolloutOptions:
     def agent_config(self) -> AgentConfig:
         return AgentConfig(max_steps=self.max_steps, cost_limit_usd=self.cost_limit_usd, max_context_tokens=self.max_context_tokens,
                            wall_time_s=self.wall_time_s, format=self.format, command_timeout_s=self.command_timeout_s,
-                           training_timeout_s=self.training_timeout_s)
+                           training_timeout_s=self.training_timeout_s, keep_observations=self.keep_observations,
+                           max_observation_chars=self.max_observation_chars)
 
 # %% ../nbs/20_rollouts.ipynb
 @dataclass

@@ -87,6 +87,16 @@ def test_students_come_from_the_config_and_the_train_stage(tmp_path, capsys):
     assert eval_methods(cfg, EvalOptions(methods={"expert": "expert"}), run) == {"base": "local:some/base", "finetuned": f"local:{ckpt}", "expert": "expert"}
     with pytest.raises(SynthsciError, match="'base' is taken"): eval_methods(cfg, EvalOptions(methods={"base": "x"}), run)
     with pytest.raises(SynthsciError, match="stages.evaluate.k"): run_evaluate(load_config(overrides=[f"runs_dir={tmp_path}", "stages.evaluate.k=two"]))
+    # the checkpoints kept before the last step, as methods of their own (the learning curve); the last step is the student itself
+    for n in (12, 24, 36):
+        (tmp_path / f"r/09_train/checkpoints/checkpoint-{n}").mkdir(parents=True)
+        (tmp_path / f"r/09_train/checkpoints/checkpoint-{n}/config.json").write_text("{}")
+    (tmp_path / "r/09_train/checkpoints/checkpoint-48").mkdir()      # no weights (a half-written save): left out
+    (ckpt / "meta.json").write_text(json.dumps({"steps": 36}))
+    assert list(eval_methods(cfg, EvalOptions(checkpoints=True), run).items()) == [
+        ("base", "local:some/base"), ("finetuned", f"local:{ckpt}"),
+        ("finetuned@12", f"local:{tmp_path}/r/09_train/checkpoints/checkpoint-12"), ("finetuned@24", f"local:{tmp_path}/r/09_train/checkpoints/checkpoint-24")]
+    assert "finetuned@12" not in eval_methods(cfg, EvalOptions(), run)
 
 
 def test_aup_stage_from_evaluation_records_and_new_results_replace_the_old_aup(tmp_path):

@@ -15,6 +15,8 @@ pytestmark = pytest.mark.serial   # runs alone: see pyproject.toml
 pytest.importorskip("ray", reason="ray is not installed (the optional extra 'ray')")
 from synthsci.core import Run, Trajectory
 from synthsci.cluster import LocalRayCluster
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+from staged_tasks import iris_task, stage_tasks
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "tasks"
@@ -89,24 +91,7 @@ def make_tasks(root, run_id, iris_dir):
     """Five tasks in the 04_tasks of run `run_id`, each in a folder of its own (validation writes into it): the hand-written
     fixtures wine and diabetes (wine twice), and a task of the scripted taskgen twice, once good and once with a baseline
     that crashes (the teacher, called on the node, fixes it)."""
-    from synthsci.aci import load_task
-    from synthsci.core import write_jsonl
-    from synthsci.taskgen import teacher_file, write_code
-    from synthsci.templates import BUGS
-    run, d, tasks = Run(run_id, root), root / f"{run_id}-tasks", []
-    for name, src in (("wine", FIXTURES / "wine"), ("wine-b", FIXTURES / "wine"), ("diabetes", FIXTURES / "diabetes"), ("iris", iris_dir), ("iris-crash", iris_dir)):
-        shutil.copytree(src, d / name)
-        if name.startswith("iris"):       # the task's id, in its spec (a fix rewrites the task YAML from it and reloads the task)
-            meta = json.loads((d / name / "taskgen.json").read_text()); meta["spec"]["task_id"] = name
-            (d / name / "taskgen.json").write_text(json.dumps(meta))
-            files = {n: teacher_file(d / name, n).read_text() for n in meta["files"]}
-            write_code(d / name, meta["spec"], BUGS["crash"](files) if name == "iris-crash" else files, meta["layout"])
-        else:                              # a hand-written fixture: its id in its YAML
-            y = d / name / "task.yaml"
-            y.write_text(re.sub(r"(?m)^id: .*$", f"id: {name}", y.read_text(), count=1))
-        t = load_task(d / name)
-        write_jsonl([t], run.unit_path("04_tasks", t.id)); tasks.append(t)
-    return tasks
+    return stage_tasks(root, run_id, ("wine", "wine-b", "diabetes", "iris", "iris-crash"), iris_dir)
 
 
 def validated(run_id, root):
@@ -127,15 +112,9 @@ VALIDATE = ["teacher.spec=scripted", "seed=0", "stages.taskgen.p_bug=0",
 
 
 def test_validation_on_a_cluster_that_loses_a_worker_node(tmp_path):
-    from synthsci.cards import catalog_card
-    from synthsci.core import Proposal, load_config
-    from synthsci.llm import ScriptedLLM
-    from synthsci.taskgen import generate_task
-    from synthsci.templates import scripted_taskgen
+    from synthsci.core import load_config
     from synthsci.validate import run_validate
-    iris = Proposal(id="proposal-iris", parent_id="topic-iris", topic="Iris species", dataset_id="sklearn/iris", target="species", metric="accuracy",
-                    direction="max", task_kind="tabular-classification", baseline_idea="logistic regression", resources={"cpu_minutes": 1})
-    iris_dir = Path(generate_task(iris, catalog_card("sklearn/iris"), ScriptedLLM(scripted_taskgen(p_bug=0)), tmp_path / "gen").path)
+    iris_dir = iris_task(tmp_path / "gen")
     # the local thread pool first: the results the cluster must give
     make_tasks(tmp_path, "local", iris_dir)
     run_validate(load_config(overrides=[f"runs_dir={tmp_path}", "run_id=local", *VALIDATE, "stages.validate.workers=2"]))

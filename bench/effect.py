@@ -24,10 +24,11 @@ def ablation_flags() -> dict:
     return dict(re.findall(r"^ABLATION_(\w+)\s*:=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M))
 
 
-def run_effect(run_id: str, overrides: list) -> tuple[Path, float]:
-    "One `synthsci run configs/effect.yaml` as `make effect` runs it; its run folder and wall time."
+def run_effect(run_id: str, overrides: list, branch_from=None) -> tuple[Path, float]:
+    "One `synthsci run configs/effect.yaml` as `make effect` runs it (an ablation from the full run's unchanged stages); its run folder and wall time."
     t0 = time.perf_counter()
-    cmd = [str(Path(sys.executable).parent / "synthsci"), "run", str(CONFIG), f"run_id={run_id}", *overrides]
+    cmd = [str(Path(sys.executable).parent / "synthsci"), "run", str(CONFIG), f"run_id={run_id}", *overrides,
+           *(["--from", str(branch_from)] if branch_from else [])]
     print("$", " ".join(cmd), flush=True)
     r = subprocess.run(cmd, cwd=ROOT)
     if r.returncode: raise SystemExit(f"the effect run {run_id} failed (exit {r.returncode}); its folder is kept for `synthsci run` to resume")
@@ -62,7 +63,8 @@ def main():
     if unknown: raise SystemExit(f"unknown ablation(s) {unknown}: known are {sorted(flags)}")
     runs, walls = [], {}
     for rid, extra in [("effect", [])] + [(f"effect-{x}", [flags[x]]) for x in names]:
-        path, walls[rid] = run_effect(rid, a.overrides + extra)
+        fresh = not (ROOT / "data" / "runs" / rid / "manifest.json").exists()
+        path, walls[rid] = run_effect(rid, a.overrides + extra, runs[0] if runs and fresh else None)   # an ablation: from the full run
         runs.append(path)
     report = effect_report(runs, ROOT / "figures" / "effect")
     from synthsci.pipeline import write_summary

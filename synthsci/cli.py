@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("config", help="a YAML run config, e.g. configs/quickstart.yaml")
     r.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="overrides, e.g. seed=1 teacher.spec=openai:gpt-5")
     r.add_argument("--stages", help="comma-separated stages to run (default: the config's pipeline)")
+    r.add_argument("--from", dest="branch_from", metavar="RUN_DIR", help="a new run starts from RUN_DIR's stages that this config would make the same (an ablation re-runs only what it changes)")
     for name, stage in STAGES.items():
         if name in TOOLS: continue
         s = sub.add_parser(name, help=f"{stage.what} -> {stage.folder}/")
@@ -146,7 +147,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.command is None: parser.print_help(); return 0
         if args.command == "run":
             from synthsci.pipeline import run_pipeline
-            path = run_pipeline(args.config, args.overrides, args.stages.split(",") if args.stages else None)
+            path = run_pipeline(args.config, args.overrides, args.stages.split(",") if args.stages else None, branch_from=args.branch_from)
             print(status(path))
             ran = (read_invocations(path) or [{}])[-1].get("stages", [])
             return max([0] + [_stage_exit(path / STAGES[s].folder) for s in ran])

@@ -4,17 +4,17 @@
 
 # %% ../nbs/60_pipeline.ipynb 2
 from __future__ import annotations
-import contextlib, csv, importlib, json, os, re, sys, threading, time, uuid
+import contextlib, csv, dataclasses, importlib, json, os, re, sys, threading, time, uuid
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Optional
-from .core import STAGES, SynthsciError, atomic_write, git_revision, load_config, open_run, stage_options
+from .core import STAGES, Run, SynthsciError, atomic_write, config_conflicts, git_revision, load_config, open_run, stage_options
 
 # %% auto 0
-__all__ = ['KEPT', 'INVOCATIONS', 'runs_folder', 'run_notebooks', 'plan', 'resolve', 'check_options', 'as_overrides',
-           'notebook_config', 'kept_rejected', 'stage_numbers', 'stage_line', 'Lines', 'StageTerminal',
+__all__ = ['KEPT', 'INVOCATIONS', 'TEXT_SUFFIXES', 'runs_folder', 'run_notebooks', 'plan', 'resolve', 'check_options',
+           'as_overrides', 'notebook_config', 'kept_rejected', 'stage_numbers', 'stage_line', 'Lines', 'StageTerminal',
            'kernel_manager', 'disk_bytes', 'code_revision', 'read_invocations', 'save_invocation', 'train_summary',
-           'eval_summary', 'run_summary', 'write_summary', 'run_pipeline']
+           'eval_summary', 'run_summary', 'write_summary', 'branch_run', 'run_pipeline']
 
 # %% ../nbs/60_pipeline.ipynb
 def runs_folder() -> Path:
@@ -92,6 +92,7 @@ def stage_numbers(folder: str, e: dict) -> dict:
              tokens=e.get("input_tokens", 0) + e.get("output_tokens", 0), cost_usd=round(e.get("cost_usd", 0.0), 6),
              wall_s=e.get("wall_s"), notebook_wall_s=e.get("notebook_wall_s"))
     if "saved_usd" in e: n["saved_usd"] = round(e["saved_usd"], 6)
+    if "copied_from" in e: n["copied_from"] = e["copied_from"]   # a branched run's stage (`synthsci run --from`): made by that run
     return n
 
 def stage_line(stage: str, n: dict) -> str:
@@ -297,18 +298,79 @@ def write_summary(run_dir, out=None) -> Path:
     return atomic_write(Path(out) if out else Path(run_dir) / "summary.json", json.dumps(run_summary(run_dir), indent=1) + "\n")
 
 # %% ../nbs/60_pipeline.ipynb
+TEXT_SUFFIXES = {".jsonl", ".json", ".yaml", ".yml", ".md", ".txt", ".csv", ".py", ".traj", ".log", ".html"}
+
+def _copy_stage(src: Path, dst: Path, old: str, new: str, only=None) -> int:
+    """Copy stage folder `src` to `dst` (a fresh copy of every file, never a link: a later stage may rewrite a file in
+    place), the source run's path `old` in text files rewritten to `new`; `only(relative_path)` picks files. Files copied."""
+    n = 0
+    for p in sorted(src.rglob("*")):
+        rel = p.relative_to(src)
+        if p.is_symlink() or not p.is_file() or (only and not only(rel)): continue
+        q = dst / rel
+        q.parent.mkdir(parents=True, exist_ok=True)
+        data = p.read_bytes()
+        if p.suffix in TEXT_SUFFIXES and old.encode() in data: data = data.replace(old.encode(), new.encode())
+        atomic_write(q, data); n += 1
+    return n
+
+def _untrained_unit(rel: Path) -> bool:
+    "An evaluate unit (or its run folder) of a method that does not read the train stage: the baselines and the base student."
+    return (len(rel.parts) == 1 and rel.name.startswith(("baseline-", "base-")) and rel.suffix == ".jsonl") or rel.parts[:2] == ("runs", "base")
+
+def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]:
+    """Seed the (new) run of `cfg` with what run folder `source` already made the same way: in pipeline order, each
+    stage finished there whose config (the top-level fields and the stage's own options) this config leaves unchanged,
+    up to the first stage that differs; from there on everything runs anew. The records' paths into the source run
+    are rewritten to the new run's. When the stages up to validate were copied and the evaluation is set the same
+    (its options and the student's view), the evaluate units of the methods that training does not touch (the
+    baselines and the base student) are copied too. An ablation that changes one stage thus re-runs only that stage
+    and the ones after it. Returns the stages copied (`evaluate (base, baseline)` for the partial copy)."""
+    src, run_dir = Path(source).resolve(), (Path(cfg.runs_dir) / cfg.run_id).resolve()
+    m = json.loads((src / "manifest.json").read_text()) if (src / "manifest.json").exists() else None
+    if m is None: raise SynthsciError(f"--from {source}: not a run folder (no manifest.json)")
+    if src == run_dir: raise SynthsciError(f"--from {source}: that is this run's own folder; give another run_id")
+    have = json.loads((run_dir / "manifest.json").read_text()) if (run_dir / "manifest.json").exists() else {}
+    if any(e.get("units_done") for e in have.get("stages", {}).values()):
+        if (have.get("branched_from") or {}).get("run") == str(src): return []     # branched before: a resumed run
+        raise SynthsciError(f"run {cfg.run_id} already has units: branch into a new run_id, or resume this one without --from")
+    new, copied, run = dataclasses.asdict(cfg), [], Run.from_config(cfg)
+    wanted = list(stages) if stages is not None else list(cfg.pipeline or STAGES)
+    for name in [s for s in STAGES if s in wanted]:
+        folder, e = STAGES[name].folder, m.get("stages", {}).get(STAGES[name].folder)
+        if not e or e.get("status") != "complete" or config_conflicts(e.get("config") or m.get("config") or {}, new, folder): break
+        _copy_stage(src / folder, run_dir / folder, str(src), str(run_dir))
+        run.update_stage(folder, record_config=True, **{k: v for k, v in e.items() if k not in ("notebook", "config")}, copied_from=str(src))
+        copied.append(name)
+    ev, folder = m.get("stages", {}).get(STAGES["evaluate"].folder), STAGES["evaluate"].folder
+    view = lambda c: {f"{s}.{k}": ((c.get("stages") or {}).get(s) or {}).get(k) for s in ("sftdata", "evaluate") for k in ("keep_observations", "max_observation_chars")}
+    if ("evaluate" in wanted and "validate" in copied and "evaluate" not in copied and ev and ev.get("status") == "complete"
+            and not config_conflicts(ev.get("config") or m.get("config") or {}, new, folder) and view(ev.get("config") or m.get("config") or {}) == view(new)):
+        if _copy_stage(src / folder, run_dir / folder, str(src), str(run_dir), _untrained_unit):
+            run.update_stage(folder, record_config=True, copied_from=str(src), status="partial: copied",
+                             copied_units=sorted(p.stem for p in (run_dir / folder).glob("*.jsonl")))
+            copied.append("evaluate (base, baseline)")
+    m2 = run.manifest; m2["branched_from"] = dict(run=str(src), stages=copied); run._write_manifest(m2)
+    return copied
+
+# %% ../nbs/60_pipeline.ipynb
 def run_pipeline(config, overrides: Iterable[str] = (), stages: Optional[Iterable[str]] = None,
-                 nbs_dir: Optional[Path] = None, progress: bool = True) -> Path:
-    "Execute the run notebooks of the pipeline in order with papermill; return the run folder."
+                 nbs_dir: Optional[Path] = None, progress: bool = True, branch_from=None) -> Path:
+    """Execute the run notebooks of the pipeline in order with papermill; return the run folder. `branch_from`: a run
+    folder whose stages this config would make the same are copied into this (new) run first (`branch_run`)."""
     import papermill as pm, synthsci
     config, overrides = str(Path(config).resolve()) if config else None, as_overrides(list(overrides))
     cfg = load_config(config, overrides)
     todo = plan(cfg, nbs_dir, stages)
     check_options(cfg, todo)
+    if branch_from is not None:
+        copied = branch_run(branch_from, cfg, todo)
+        if progress: print(f"[synthsci] from {branch_from}: {', '.join(copied) or 'nothing'} copied (the same config); the rest runs here", flush=True)
     run, _ = open_run(cfg, stages=list(todo))   # a changed config is refused before any notebook runs
     out_dir = run.path / "notebooks"
     out_dir.mkdir(exist_ok=True)
     inv = dict(id=uuid.uuid4().hex[:12], started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=config, overrides=overrides, stages=list(todo), status="running",
+               branched_from=str(branch_from) if branch_from is not None else None,
                synthsci_version=synthsci.__version__, git_revision=code_revision(), python=sys.version.split()[0], executable=sys.executable,
                cpu_count=os.cpu_count(), load_avg_start=_load_avg(), stage_wall_s={})
     t_all = time.time()

@@ -1,0 +1,95 @@
+"""`synthsci run --from RUN` (synthsci.pipeline.branch_run): an ablation copies the stages it leaves unchanged from the
+full run and re-runs the rest. Real stages (the scripted teacher, a real validation in the sandbox) on the copies show
+that the copied records point into the new run and that its later stages never write into the source run; hand-made
+evaluation folders show which evaluate units are copied (those training does not touch) and when none are."""
+import hashlib, json
+from pathlib import Path
+import pytest
+from synthsci.core import Run, Task, load_config, atomic_write
+from synthsci.pipeline import branch_run, run_summary
+
+
+def tree_digest(path: Path) -> dict:
+    return {p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_an_ablation_of_validation_reruns_validation_on_its_own_copies_of_the_tasks(tmp_path):
+    from synthsci.topics import run_topics
+    from synthsci.proposals import run_proposals
+    from synthsci.grounding import run_grounding
+    from synthsci.taskgen import run_taskgen
+    from synthsci.validate import run_validate
+    common = [f"runs_dir={tmp_path}", "teacher.spec=scripted", "teacher.cache=off", "seed=0", "stages.topics.n_topics=2",
+              "stages.taskgen.p_bug=1.0", "stages.validate={k: 2, p_debug: 1.0, timeout_s: 60, quality: false, workers: 1}"]
+    full = load_config(overrides=["run_id=full", *common])
+    for stage in (run_topics, run_proposals, run_grounding, run_taskgen): stage(full)
+    src = Run("full", tmp_path)
+    before = tree_digest(src.path / "04_tasks")
+
+    abl = load_config(overrides=["run_id=abl", *common, "stages.validate.k=1"])    # no self-debugging: validation differs
+    assert branch_run(src.path, abl, ["topics", "proposals", "grounding", "taskgen", "validate"]) == ["topics", "proposals", "grounding", "taskgen"]
+    new = Run("abl", tmp_path)
+    tasks = new.read("04_tasks", Task)
+    assert tasks and all(Path(t.path).resolve().is_relative_to(new.path.resolve()) for t in tasks)   # the copies, not the source's folders
+    assert str(src.path.resolve()) not in "".join(p.read_text() for p in (new.path / "04_tasks").glob("*.jsonl"))
+    run_validate(abl)                                                               # validation writes its fixes into the new run's folders
+    assert tree_digest(src.path / "04_tasks") == before                             # the source run is untouched
+    m = new.manifest["stages"]
+    assert m["04_tasks"]["copied_from"] == str(src.path.resolve()) and "copied_from" not in m["05_validated"]
+    assert m["05_validated"]["units_done"] == len(tasks)
+    assert run_summary(new.path)["stages"]["taskgen"]["copied_from"] == str(src.path.resolve())
+
+
+def _source_with_evaluation(root: Path) -> Run:
+    "A hand-made finished run: every stage complete, and an evaluate folder with the baseline's, the base's and the fine-tuned student's units."
+    cfg = load_config(overrides=[f"runs_dir={root}", "run_id=full", "stages.sftdata.max_observation_chars=600"])
+    src = Run.from_config(cfg)
+    for folder in ("01_topics", "02_proposals", "03_grounded", "04_tasks", "05_validated", "06_rollouts", "07_filtered", "08_sft", "09_train", "10_eval"):
+        src.update_stage(folder, record_config=True, units_done=1, units_total=1, status="complete", wall_s=1.0)
+    for name in ("baseline-t1.jsonl", "base-t1.jsonl", "finetuned-t1.jsonl", "runs/base/traj/t1-s0/t1-s0.traj", "runs/finetuned/traj/t1-s0/t1-s0.traj", "best_attempt.csv"):
+        atomic_write(src.path / "10_eval" / name, "{}\n")
+    return src
+
+
+@pytest.mark.parametrize("flag, copied, eval_units", [
+    ("stages.filter.enabled=false", ["topics", "proposals", "grounding", "taskgen", "validate", "rollouts"], ["base-t1", "baseline-t1"]),
+    ("stages.sftdata.max_observation_chars=null", ["topics", "proposals", "grounding", "taskgen", "validate", "rollouts", "filter"], None),   # the student's view changed
+    ("stages.validate.k=1", ["topics", "proposals", "grounding", "taskgen"], None),                                                         # other tasks
+    ("stages.evaluate.k=5", ["topics", "proposals", "grounding", "taskgen", "validate", "rollouts", "filter", "sftdata", "train"], None),
+])
+def test_which_stages_and_evaluate_units_an_ablation_copies(tmp_path, flag, copied, eval_units):
+    src = _source_with_evaluation(tmp_path)
+    abl = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=abl", "stages.sftdata.max_observation_chars=600", flag])
+    got = branch_run(src.path, abl)
+    assert got == copied + (["evaluate (base, baseline)"] if eval_units else [])
+    ev = tmp_path / "abl" / "10_eval"
+    if eval_units:
+        assert sorted(p.stem for p in ev.glob("*.jsonl")) == eval_units and (ev / "runs/base/traj/t1-s0/t1-s0.traj").exists()
+        assert not (ev / "runs/finetuned").exists() and not (ev / "best_attempt.csv").exists()
+        assert Run("abl", tmp_path).manifest["stages"]["10_eval"]["status"] == "partial: copied"
+    else: assert not ev.exists()
+
+
+def test_an_unchanged_config_copies_every_finished_stage_and_a_bad_source_is_one_line(tmp_path):
+    src = _source_with_evaluation(tmp_path)
+    same = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=same", "stages.sftdata.max_observation_chars=600"])
+    assert branch_run(src.path, same)[-1] == "evaluate"
+    with pytest.raises(Exception, match="not a run folder"): branch_run(tmp_path / "missing", same)
+    with pytest.raises(Exception, match="this run's own folder"): branch_run(src.path, load_config(overrides=[f"runs_dir={tmp_path}", "run_id=full"]))
+
+
+def test_synthsci_run_from_a_run(tmp_path):
+    import subprocess, sys
+    exe = [sys.executable, "-m", "synthsci.cli"]
+    (tmp_path / "c.yaml").write_text("teacher: {spec: scripted}\nstages: {topics: {n_topics: 2}}\n")
+    common = [str(tmp_path / "c.yaml"), f"runs_dir={tmp_path}"]
+    r = subprocess.run([*exe, "run", "--stages", "topics,proposals", *common, "run_id=full", "--from", str(tmp_path / "nope")],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2 and "not a run folder" in r.stderr.strip().splitlines()[-1]
+    assert subprocess.run([*exe, "run", "--stages", "topics,proposals", *common, "run_id=full"], capture_output=True, cwd=tmp_path).returncode == 0
+    r = subprocess.run([*exe, "run", "--stages", "topics,proposals", *common, "run_id=abl", "stages.proposals.repairs=0", "--from", str(tmp_path / "full")],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "topics copied (the same config)" in r.stdout
+    m = Run("abl", tmp_path).manifest
+    assert "copied_from" in m["stages"]["01_topics"] and "copied_from" not in m["stages"]["02_proposals"] and m["stages"]["02_proposals"]["status"] == "complete"

@@ -227,6 +227,94 @@ def test_readme_numbers_match_the_summaries():
     assert mismatches(README.read_text()) == []
 
 
+# ---------------------------------------------------------------------------------------------- the learning effect
+def _hms(seconds) -> str:
+    h, r = divmod(round(seconds), 3600)
+    return f"{h}:{r // 60:02d}:{r % 60:02d}"
+
+def _diff(e, kind, part):
+    return (((e.get("eval_stats") or {}).get("comparison") or {}).get("aup_difference") or {}).get(kind, {}).get(part)
+
+EFFECT_PROSE = [  # (a claim in the effect section's sentences, what it must state, from data/summaries/effect.json)
+    (r"The measured run: `([\w-]+)`", lambda e: e["run_id"]),
+    (r"\(created (\S+), commit", lambda e: e["created"]),
+    (r", commit `(\w+)`,", lambda e: e["git_revision"][:7]),
+    (r"there\), (\d+:\d\d:\d\d) \(h:mm:ss\)", lambda e: _hms(e["wall_s"]["pipeline"] or e["wall_s"]["stages"])),
+    (r"on (\d+) CPUs", lambda e: e["machine"]["cpu_count"]),
+    (r"load average was ([\d.]+) at the start", lambda e: e["machine"]["load_avg_start"][0]),
+    (r"and ([\d.]+) at the end", lambda e: e["machine"]["load_avg_end"][0]),
+    (r"best attempt ([+-][\d.]+) \[", lambda e: _diff(e, "best_attempt", "estimate")),
+    (r"best attempt [+-][\d.]+ \[([+-][\d.]+),", lambda e: _diff(e, "best_attempt", "low")),
+    (r"best attempt [+-][\d.]+ \[[+-][\d.]+, ([+-][\d.]+)\]", lambda e: _diff(e, "best_attempt", "high")),
+    (r"best submission ([+-][\d.]+) \[", lambda e: _diff(e, "best_submission", "estimate")),
+    (r"best submission [+-][\d.]+ \[([+-][\d.]+),", lambda e: _diff(e, "best_submission", "low")),
+    (r"best submission [+-][\d.]+ \[[+-][\d.]+, ([+-][\d.]+)\]", lambda e: _diff(e, "best_submission", "high")),
+    (r"\((\d+)% paired bootstrap", lambda e: 100 * e["eval_stats"]["comparison"]["confidence"]),
+    (r"over (\d+) held-out tasks", lambda e: len(e["eval_stats"]["comparison"]["tasks"])),
+    (r"k at least (\d+)\)", lambda e: e["eval_stats"]["comparison"]["k_min"]),
+    (r"Training: (\d+)\s+steps", lambda e: e["train"]["steps"]),
+    (r"steps, ([\d,]+) tokens", lambda e: e["train"]["tokens_trained"]),
+    (r"on (\d+) trajectories", lambda e: e["train"]["data"]["train"]["rows"]),
+    (r"\) is (met|missed)\.", lambda e: "met" if (_diff(e, "best_attempt", "low") or 0) > 0
+        and (e["eval_stats"]["methods"]["finetuned"].get("scored_submission_share") or 0) >= 0.5 else "missed"),
+]
+
+
+def effect_mismatches(text: str, e) -> list[str]:
+    "Every disagreement between the README's effect section and the effect run's summary `e` (None: no run committed)."
+    sec = section(text, "### Does the loop teach?", "## A tour")
+    if e is None:
+        return [] if "No full effect run has been measured yet" in sec else ["no effect summary is committed, yet the README states an effect"]
+    bad, sec = [], sec[sec.index("The measured run:"):]
+    pct = lambda v: None if v is None else 100 * v
+    for header, rows in tables(sec):
+        if header[0] == "effect: method":
+            ms = e["eval_stats"]["methods"]
+            if [key(r[0]) for r in rows] != list(ms): bad.append(f"effect methods {[key(r[0]) for r in rows]} != summary {list(ms)}")
+            for r in rows:
+                v = ms.get(key(r[0]), {})
+                want = [v.get("aup", {}).get("best_attempt"), v.get("aup", {}).get("best_submission"), v.get("runs"),
+                        pct(v.get("scored_submission_share")), pct(v.get("format_error_turn_share"))]
+                if not all(same(c.rstrip("%"), w) for c, w in zip(r[1:], want)): bad.append(f"effect {key(r[0])}: README {r[1:]}, summary {want}")
+        elif header[0] == "effect: stage":
+            if [key(r[0]) for r in rows] != list(e["stages"]): bad.append(f"effect stages {[key(r[0]) for r in rows]} != summary {list(e['stages'])}")
+            bad.extend(f"effect stage {key(r[0])}: README {r[1]!r}" for r in rows if not same(r[1], e["stages"].get(key(r[0]), {}).get("wall_s")))
+        else: bad.append(f"a table the test cannot check in the effect section: {header}")
+    prose = "\n".join(l for l in sec.splitlines() if not l.startswith("|") and not l.startswith("!["))
+    checked = []
+    for pattern, value in EFFECT_PROSE:
+        ms_ = list(re.finditer(pattern, prose))
+        if len(ms_) != 1: bad.append(f"the effect claim /{pattern}/ is there {len(ms_)} times, expected once"); continue
+        want = value(e)
+        if not same(ms_[0].group(1).rstrip("%").lstrip("+"), want): bad.append(f"the effect claim /{pattern}/: README {ms_[0].group(1)!r}, summary {want!r}")
+        checked.append(ms_[0].span(1))
+    for m in re.finditer(r"(?<![\w.$-])[+-]?\d[\d,]*(?:\.\d+)?%?(?![\w-])", prose):
+        inside_code = prose[:m.start()].count("`") % 2 == 1
+        if not inside_code and not any(a <= m.start() < b for a, b in checked):
+            bad.append(f"an unchecked number in the effect section: {m.group()!r} in {prose[max(0, m.start() - 60):m.end() + 20]!r}")
+    return bad
+
+
+def effect_summary():
+    return json.loads((SUMS / "effect.json").read_text()) if (SUMS / "effect.json").exists() else None
+
+
+def test_readme_effect_numbers_match_the_effect_summary():
+    assert effect_mismatches(README.read_text(), effect_summary()) == []
+
+
+def test_a_planted_effect_error_is_found():
+    "Drift between the README's effect section and its summary is caught, with a hand-written summary standing in when none is committed."
+    text, e = README.read_text(), effect_summary()
+    if e is None: assert effect_mismatches(text.replace("No full effect run has been measured yet", "The effect"), None); return
+    assert effect_mismatches(text, {**e, "run_id": e["run_id"] + "x"})
+    ev = json.loads(json.dumps(e["eval_stats"])); ev["methods"]["finetuned"]["aup"]["best_attempt"] += 0.01
+    assert effect_mismatches(text, {**e, "eval_stats": ev})
+    ev = json.loads(json.dumps(e["eval_stats"])); ev["comparison"]["aup_difference"]["best_attempt"]["low"] += 0.01
+    assert effect_mismatches(text, {**e, "eval_stats": ev})
+    assert effect_mismatches(text.replace("on 2 CPUs", "on 2 CPUs (16 threads)"), e)     # a number typed by hand
+
+
 @pytest.mark.parametrize("old, new", [
     ("| `valid` | 11 |", "| `valid` | 12 |"),                              # a count of the funnel
     ("| `rollouts` | 22 |", "| `rollouts` | 23 |"),                        # a stage's units

@@ -8,7 +8,7 @@ the full run's summary into data/summaries/effect.json (what the README reads).
 
 --quick: no new run (the effect takes up to two hours on 2 cores): the report re-made from the newest effect run folder
 (data/runs/effect), or else from the committed summary, in seconds; it writes nothing. Last line: the headline.
-Usage: python bench/effect.py [--quick] [--ablations no_filter,no_self_debugging,...] [--overrides k=v ...]"""
+Usage: python bench/effect.py [--quick] [--ablations no_filter,no_self_debugging,...] [--overrides k=v ...] [--run-id ID --from RUN_DIR]"""
 import argparse, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,6 +48,8 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--ablations", default="", help="comma-separated ablation names (the Makefile's ABLATION_<name>)")
     ap.add_argument("--overrides", nargs="*", default=[], help="overrides for every run (e.g. to size a rehearsal)")
+    ap.add_argument("--run-id", default="effect", help="the full loop's run id (default effect)")
+    ap.add_argument("--from", dest="branch_from", default=None, help="start the full loop from this run's stages that the config leaves unchanged")
     a = ap.parse_args()
     from synthsci.effect import effect_report
     bench = Bench("effect", a.quick)
@@ -62,14 +64,15 @@ def main():
     unknown = [x for x in names if x not in flags]
     if unknown: raise SystemExit(f"unknown ablation(s) {unknown}: known are {sorted(flags)}")
     runs, walls = [], {}
-    for rid, extra in [("effect", [])] + [(f"effect-{x}", [flags[x]]) for x in names]:
+    for rid, extra in [(a.run_id, [])] + [(f"{a.run_id}-{x}", [flags[x]]) for x in names]:
         fresh = not (ROOT / "data" / "runs" / rid / "manifest.json").exists()
-        path, walls[rid] = run_effect(rid, a.overrides + extra, runs[0] if runs and fresh else None)   # an ablation: from the full run
+        src = (runs[0] if runs else a.branch_from) if fresh else None          # an ablation: from the full run
+        path, walls[rid] = run_effect(rid, a.overrides + extra, src)
         runs.append(path)
     report = effect_report(runs, ROOT / "figures" / "effect")
     from synthsci.pipeline import write_summary
     write_summary(runs[0], SUMMARY)
-    bench.write(dict(config=str(CONFIG.relative_to(ROOT)), overrides=a.overrides, ablations={x: flags[x] for x in names},
+    bench.write(dict(config=str(CONFIG.relative_to(ROOT)), overrides=a.overrides, branched_from=a.branch_from, ablations={x: flags[x] for x in names},
                      run_wall_s=walls, **report))
     print(headline(report, f"{len(runs)} run(s), {bench.load()}"))
 

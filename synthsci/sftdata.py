@@ -128,13 +128,17 @@ class SFTDataOptions:
     "How kept trajectories become the SFT dataset."
     max_tokens: int = 32768           # the SFT context (32K): longer conversations are cut at a turn boundary
     eval_fraction: float = 0.1        # the fraction of tasks held out for eval
-    keep_observations: Optional[int] = None  # None: whole conversations; k: old observations elided as the agent shows them
+    keep_observations: Optional[int] = None  # None only: k elides observations relative to the last turn, which is not what the agent showed at earlier turns
     max_observation_chars: Optional[int] = 2000  # each observation cut to this (head and tail kept, the cut said); None: no cut. Evaluation shows the student the same
     hub_repo: Optional[str] = None    # e.g. 'me/synthsci-sft': pushed when a token and the network exist
     private: bool = True
 
     def __post_init__(self):
         check_ranges(self, max_tokens=(1, None), eval_fraction=(0, 1), keep_observations=(0, None), max_observation_chars=(1, None))
+        if self.keep_observations is not None:
+            raise SynthsciError(f"stages.sftdata.keep_observations={self.keep_observations}: each earlier turn of an example would see a history "
+                                "the agent never showed it (observations elided from the end of the whole trajectory), so the student would act "
+                                "at evaluation on views it never trained on; leave it unset and cut observations with max_observation_chars")
 
 def load_sft_dataset(folder):
     "The DatasetDict written by the sftdata stage (`<run>/08_sft`, or its `dataset` folder)."

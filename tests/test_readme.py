@@ -279,6 +279,8 @@ def effect_mismatches(text: str, e) -> list[str]:
         elif header[0] == "effect: stage":
             if [key(r[0]) for r in rows] != list(e["stages"]): bad.append(f"effect stages {[key(r[0]) for r in rows]} != summary {list(e['stages'])}")
             bad.extend(f"effect stage {key(r[0])}: README {r[1]!r}" for r in rows if not same(r[1], e["stages"].get(key(r[0]), {}).get("wall_s")))
+            made = lambda st: f"copied from `{Path(st['copied_from']).name}` (`--from`)" if st.get("copied_from") else "this run"
+            bad.extend(f"effect stage {key(r[0])} made by: README {r[2]!r}" for r in rows if r[2] != made(e["stages"].get(key(r[0]), {})))
         else: bad.append(f"a table the test cannot check in the effect section: {header}")
     prose = "\n".join(l for l in sec.splitlines() if not l.startswith("|") and not l.startswith("!["))
     checked = []

@@ -255,6 +255,9 @@ EFFECT_PROSE = [  # (a claim in the effect section's sentences, what it must sta
     (r"Training: (\d+)\s+steps", lambda e: e["train"]["steps"]),
     (r"steps, ([\d,]+) tokens", lambda e: e["train"]["tokens_trained"]),
     (r"on (\d+) trajectories", lambda e: e["train"]["data"]["train"]["rows"]),
+    (r"equals the baseline's score on (\d+) of", lambda e: sum(1 for v in e["eval_stats"]["comparison"]["per_task"]["best_submission"].values() if v["treatment"] == 0)),
+    (r"score on \d+ of (\d+) held-out", lambda e: len(e["eval_stats"]["comparison"]["per_task"]["best_submission"])),
+    (r"and beats it on (\d+):", lambda e: sum(1 for v in e["eval_stats"]["comparison"]["per_task"]["best_submission"].values() if v["treatment"] > 0)),
     (r"\) is (met|missed)\.", lambda e: "met" if (_diff(e, "best_attempt", "low") or 0) > 0
         and (e["eval_stats"]["methods"]["finetuned"].get("scored_submission_share") or 0) >= 0.5 else "missed"),
 ]

@@ -336,16 +336,19 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
         raise SynthsciError(f"run {cfg.run_id} already has units: branch into a new run_id, or resume this one without --from")
     new, copied, run = dataclasses.asdict(cfg), [], Run.from_config(cfg)
     wanted = list(stages) if stages is not None else list(cfg.pipeline or STAGES)
+    entry = lambda name: m.get("stages", {}).get(STAGES[name].folder) or {}
+    made_with = lambda e: e.get("config") or m.get("config") or {}        # the config that made a stage's units
     for name in [s for s in STAGES if s in wanted]:
-        folder, e = STAGES[name].folder, m.get("stages", {}).get(STAGES[name].folder)
-        if not e or e.get("status") != "complete" or config_conflicts(e.get("config") or m.get("config") or {}, new, folder): break
+        folder, e = STAGES[name].folder, entry(name)
+        if e.get("status") != "complete" or config_conflicts(made_with(e), new, folder): break
         _copy_stage(src / folder, run_dir / folder, str(src), str(run_dir))
         run.update_stage(folder, record_config=True, **{k: v for k, v in e.items() if k not in ("notebook", "config")}, copied_from=str(src))
         copied.append(name)
-    ev, folder = m.get("stages", {}).get(STAGES["evaluate"].folder), STAGES["evaluate"].folder
+    ev, folder = entry("evaluate"), STAGES["evaluate"].folder
     view = lambda c: {f"{s}.{k}": ((c.get("stages") or {}).get(s) or {}).get(k) for s in ("sftdata", "evaluate") for k in ("keep_observations", "max_observation_chars")}
-    if ("evaluate" in wanted and "validate" in copied and "evaluate" not in copied and ev and ev.get("status") == "complete"
-            and not config_conflicts(ev.get("config") or m.get("config") or {}, new, folder) and view(ev.get("config") or m.get("config") or {}) == view(new)):
+    same_tasks = "validate" in copied and "evaluate" not in copied
+    if ("evaluate" in wanted and same_tasks and ev.get("status") == "complete"
+            and not config_conflicts(made_with(ev), new, folder) and view(made_with(ev)) == view(new)):
         if _copy_stage(src / folder, run_dir / folder, str(src), str(run_dir), _untrained_unit):
             run.update_stage(folder, record_config=True, copied_from=str(src), status="partial: copied",
                              copied_units=sorted(p.stem for p in (run_dir / folder).glob("*.jsonl")))

@@ -342,7 +342,7 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
         folder, e = STAGES[name].folder, entry(name)
         if e.get("status") != "complete" or config_conflicts(made_with(e), new, folder): break
         _copy_stage(src / folder, run_dir / folder, str(src), str(run_dir))
-        run.update_stage(folder, record_config=True, **{k: v for k, v in e.items() if k not in ("notebook", "config")}, copied_from=str(src))
+        run.update_stage(folder, record_config=True, **{k: v for k, v in e.items() if k not in ("notebook", "config", "copied_from")}, copied_from=str(src))
         copied.append(name)
     ev, folder = entry("evaluate"), STAGES["evaluate"].folder
     view = lambda c: {f"{s}.{k}": ((c.get("stages") or {}).get(s) or {}).get(k) for s in ("sftdata", "evaluate") for k in ("keep_observations", "max_observation_chars")}

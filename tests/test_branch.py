@@ -74,6 +74,9 @@ def test_an_unchanged_config_copies_every_finished_stage_and_a_bad_source_is_one
     src = _source_with_evaluation(tmp_path)
     same = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=same", "stages.sftdata.max_observation_chars=600"])
     assert branch_run(src.path, same)[-1] == "evaluate"
+    again = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=again", "stages.sftdata.max_observation_chars=600", "stages.filter.enabled=false"])
+    assert branch_run(tmp_path / "same", again)[-1] == "evaluate (base, baseline)"            # a branch of a branch (whose stages say copied_from)
+    assert Run("again", tmp_path).manifest["stages"]["06_rollouts"]["copied_from"] == str((tmp_path / "same").resolve())
     with pytest.raises(Exception, match="not a run folder"): branch_run(tmp_path / "missing", same)
     with pytest.raises(Exception, match="this run's own folder"): branch_run(src.path, load_config(overrides=[f"runs_dir={tmp_path}", "run_id=full"]))
 

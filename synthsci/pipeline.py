@@ -13,8 +13,8 @@ from .core import STAGES, Run, SynthsciError, atomic_write, config_conflicts, gi
 # %% auto 0
 __all__ = ['KEPT', 'INVOCATIONS', 'TEXT_SUFFIXES', 'runs_folder', 'run_notebooks', 'plan', 'resolve', 'check_options',
            'as_overrides', 'notebook_config', 'kept_rejected', 'stage_numbers', 'stage_line', 'Lines', 'StageTerminal',
-           'kernel_manager', 'disk_bytes', 'code_revision', 'read_invocations', 'save_invocation', 'train_summary',
-           'eval_summary', 'run_summary', 'write_summary', 'branch_run', 'run_pipeline']
+           'kernel_manager', 'disk_bytes', 'code_revision', 'read_invocations', 'worked_invocations', 'save_invocation',
+           'train_summary', 'eval_summary', 'run_summary', 'write_summary', 'branch_run', 'run_pipeline']
 
 # %% ../nbs/60_pipeline.ipynb
 def runs_folder() -> Path:
@@ -215,6 +215,10 @@ def read_invocations(run_dir) -> list[dict]:
     if not f.exists(): return []
     return [json.loads(l) for l in f.read_text().splitlines() if l.strip()]
 
+def worked_invocations(run_dir) -> list[dict]:
+    "The `synthsci run`s that ran a stage (one that found every stage complete before changed nothing, so it does not count)."
+    return [i for i in read_invocations(run_dir) if i.get("ran", True)]   # a record without `ran` is from before skipping existed
+
 def save_invocation(run_dir, inv: dict) -> None:
     "Add `inv` to the run's invocations, or replace the earlier record of the same invocation (its `id`; two can start in one second)."
     key = lambda i: i.get("id") or i.get("started")
@@ -266,7 +270,7 @@ def run_summary(run_dir) -> dict:
     run_dir = Path(run_dir)
     if not (run_dir / "manifest.json").exists(): raise SynthsciError(f"{run_dir} is not a run folder (no manifest.json)")
     m = json.loads((run_dir / "manifest.json").read_text())
-    invs, params = read_invocations(run_dir), _papermill_parameters(run_dir)
+    invs, params = worked_invocations(run_dir), _papermill_parameters(run_dir)
     last = invs[-1] if invs else {}
     config = last.get("config") or params.get("config")
     entries = m.get("stages", {})
@@ -375,12 +379,17 @@ def run_pipeline(config, overrides: Iterable[str] = (), stages: Optional[Iterabl
     inv = dict(id=uuid.uuid4().hex[:12], started=time.strftime("%Y-%m-%dT%H:%M:%S%z"), config=config, overrides=overrides, stages=list(todo), status="running",
                branched_from=str(branch_from) if branch_from is not None else None,
                synthsci_version=synthsci.__version__, git_revision=code_revision(), python=sys.version.split()[0], executable=sys.executable,
-               cpu_count=os.cpu_count(), load_avg_start=_load_avg(), stage_wall_s={})
+               cpu_count=os.cpu_count(), load_avg_start=_load_avg(), stage_wall_s={}, ran=[], skipped=[])
     t_all = time.time()
     save_invocation(run.path, inv)
     try:
         for stage, nb in todo.items():
             t0, out = time.time(), out_dir / nb.name
+            if not inv["ran"] and run.manifest["stages"].get(STAGES[stage].folder, {}).get("status") == "complete":
+                inv["skipped"].append(stage)     # finished before, with this config, and nothing before it ran now: its record stays as made
+                if progress: print(f"[synthsci] {stage}: complete before, skipped (its units, wall time and notebook stay as they were)", flush=True)
+                continue
+            inv["ran"].append(stage)
             if progress: print(f"[synthsci] {stage}: {nb.name} -> {out}", flush=True)
             term = StageTerminal(stage, run.path) if progress else contextlib.nullcontext()
             try:

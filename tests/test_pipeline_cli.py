@@ -87,6 +87,14 @@ def test_pipeline_runs_stage_notebooks_through_papermill(tmp_path, capsys, monke
     assert (run_dir / "notebooks" / "12_proposals.ipynb").exists()                        # the failed notebook is kept
     invs = [json.loads(l) for l in (run_dir / "notebooks" / "invocations.jsonl").read_text().splitlines()]
     assert [i["status"] for i in invs] == ["complete", "failed: SynthsciError"]
+    assert invs[1]["skipped"] == ["topics"] and invs[1]["ran"] == ["proposals"]            # the finished stage was not run again
+    record = lambda: [(run_dir / f).read_text() for f in ("manifest.json", "notebooks/10_topics.ipynb")] + [
+        {k: v for k, v in json.loads((run_dir / "summary.json").read_text()).items() if k != "disk_bytes"}]   # the log of runs grew
+    before = record()
+    capsys.readouterr()
+    run_pipeline("c.yaml", ["seed=7"], nbs_dir=nbs)                                       # a finished run, run again: nothing to do
+    assert "[synthsci] topics: complete before, skipped" in capsys.readouterr().out
+    assert record() == before                                                             # its record stays as made
 
 
 def test_a_bad_config_is_found_before_the_run_folder_is_made(tmp_path):

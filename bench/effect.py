@@ -3,8 +3,10 @@
 summary: every stage's wall time, tokens trained, the AUP table (baseline, base and fine-tuned student; Best Attempt and
 Best Submission) with the paired bootstrap interval of fine-tuned minus base, the format-error and scored-submission
 shares, and the verdict against the issue's target (the AUP difference's interval above zero and at least half of the
-fine-tuned student's held-out runs scored). It writes bench/results/effect.json, the figures into figures/effect/ and
-the full run's summary into data/summaries/effect.json (what the README reads).
+fine-tuned student's held-out runs scored). It writes bench/results/effect.json, the figures into figures/effect/, the
+full run's summary into data/summaries/effect.json and each ablation's into data/summaries/effect_ablations/<name>.json
+(what the README reads). A run that was finished before is not run again (`synthsci run` skips its complete stages): its
+numbers come from its committed summary, so re-reporting never replaces the record of the run that made them.
 
 --quick: no new run (the effect takes up to two hours on 2 cores): the report re-made from the newest effect run folder
 (data/runs/effect), or else from the committed summary, in seconds; it writes nothing. Last line: the headline.
@@ -17,6 +19,7 @@ from _common import Bench
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "effect.yaml"
 SUMMARY = ROOT / "data" / "summaries" / "effect.json"
+ABLATION_SUMMARIES = ROOT / "data" / "summaries" / "effect_ablations"
 
 
 def ablation_flags() -> dict:
@@ -24,15 +27,17 @@ def ablation_flags() -> dict:
     return dict(re.findall(r"^ABLATION_(\w+)\s*:=\s*(\S+)", (ROOT / "Makefile").read_text(), re.M))
 
 
-def run_effect(run_id: str, overrides: list, branch_from=None) -> tuple[Path, float]:
-    "One `synthsci run configs/effect.yaml` as `make effect` runs it (an ablation from the full run's unchanged stages); its run folder and wall time."
+def run_effect(run_id: str, overrides: list, branch_from=None) -> tuple[Path, float, list]:
+    "One `synthsci run configs/effect.yaml` as `make effect` runs it (an ablation from the full run's unchanged stages); its run folder, wall time and the stages it ran."
+    from synthsci.pipeline import read_invocations
     t0 = time.perf_counter()
     cmd = [str(Path(sys.executable).parent / "synthsci"), "run", str(CONFIG), f"run_id={run_id}", *overrides,
            *(["--from", str(branch_from)] if branch_from else [])]
     print("$", " ".join(cmd), flush=True)
     r = subprocess.run(cmd, cwd=ROOT)
     if r.returncode: raise SystemExit(f"the effect run {run_id} failed (exit {r.returncode}); its folder is kept for `synthsci run` to resume")
-    return ROOT / "data" / "runs" / run_id, round(time.perf_counter() - t0, 1)
+    path = ROOT / "data" / "runs" / run_id
+    return path, round(time.perf_counter() - t0, 1), (read_invocations(path) or [{}])[-1].get("ran", [])
 
 
 def headline(report: dict, source: str) -> str:
@@ -63,17 +68,22 @@ def main():
     names = [x for x in a.ablations.split(",") if x]
     unknown = [x for x in names if x not in flags]
     if unknown: raise SystemExit(f"unknown ablation(s) {unknown}: known are {sorted(flags)}")
-    runs, walls = [], {}
-    for rid, extra in [(a.run_id, [])] + [(f"{a.run_id}-{x}", [flags[x]]) for x in names]:
+    from synthsci.pipeline import write_summary
+    runs, walls, sources = [], {}, []
+    for rid, name, extra in [(a.run_id, None, [])] + [(f"{a.run_id}-{x}", x, [flags[x]]) for x in names]:
         fresh = not (ROOT / "data" / "runs" / rid / "manifest.json").exists()
         src = (runs[0] if runs else a.branch_from) if fresh else None          # an ablation: from the full run
-        path, walls[rid] = run_effect(rid, a.overrides + extra, src)
+        path, wall, ran = run_effect(rid, a.overrides + extra, src)
         runs.append(path)
-    report = effect_report(runs, ROOT / "figures" / "effect")
-    from synthsci.pipeline import write_summary
-    write_summary(runs[0], SUMMARY)
+        committed = SUMMARY if name is None else ABLATION_SUMMARIES / f"{name}.json"
+        same_run = committed.exists() and json.loads(committed.read_text()).get("run_id") == rid
+        if ran or not same_run:                                                  # made (or resumed) now: its summary is the record
+            walls[rid] = wall
+            write_summary(path, committed)
+        sources.append(committed)                                               # else the committed record, as the run made it
+    report = effect_report(sources, ROOT / "figures" / "effect")
     bench.write(dict(config=str(CONFIG.relative_to(ROOT)), overrides=a.overrides, branched_from=a.branch_from, ablations={x: flags[x] for x in names},
-                     run_wall_s=walls, **report))
+                     run_wall_s=walls, summaries=[str(p.relative_to(ROOT)) for p in sources], **report))
     print(headline(report, f"{len(runs)} run(s), {bench.load()}"))
 
 

@@ -263,8 +263,10 @@ EFFECT_PROSE = [  # (a claim in the effect section's sentences, what it must sta
 ]
 
 
-def effect_mismatches(text: str, e) -> list[str]:
-    "Every disagreement between the README's effect section and the effect run's summary `e` (None: no run committed)."
+def effect_mismatches(text: str, e, ablations=None) -> list[str]:
+    """Every disagreement between the README's effect section and the effect run's summary `e` (None: no run committed)
+    and the ablations' (name -> summary; default: data/summaries/effect_ablations/)."""
+    ablations = ablation_summaries() if ablations is None else ablations
     sec = section(text, "### Does the loop teach?", "## A tour")
     if e is None:
         return [] if "No full effect run has been measured yet" in sec else ["no effect summary is committed, yet the README states an effect"]
@@ -284,8 +286,17 @@ def effect_mismatches(text: str, e) -> list[str]:
             bad.extend(f"effect stage {key(r[0])}: README {r[1]!r}" for r in rows if not same(r[1], e["stages"].get(key(r[0]), {}).get("wall_s")))
             made = lambda st: f"copied from `{Path(st['copied_from']).name}` (`--from`)" if st.get("copied_from") else "this run"
             bad.extend(f"effect stage {key(r[0])} made by: README {r[2]!r}" for r in rows if r[2] != made(e["stages"].get(key(r[0]), {})))
+        elif header[0] == "effect: ablation":
+            bad.extend(ablation_mismatches(rows, e, ablations))
         else: bad.append(f"a table the test cannot check in the effect section: {header}")
     prose = "\n".join(l for l in sec.splitlines() if not l.startswith("|") and not l.startswith("!["))
+    if ablations and not any(h[0] == "effect: ablation" for h, _ in tables(sec)): bad.append("ablation summaries are committed, yet the README has no ablation table")
+    said = dict((n, v) for clause in (re.search(r"Best-attempt intervals: ([^(]*)\(", prose) or [None, ""])[1].split("; ")
+                if clause.strip() for names, v in [re.match(r"((?:`\w+`(?:, )?)+) (.*?)\s*$", clause.replace("\n", " ")).groups()]
+                for n in re.findall(r"`(\w+)`", names))
+    want = {n: ablation_against(_diff(a, "best_attempt", "estimate"), _diff(a, "best_attempt", "low"), _diff(a, "best_attempt", "high"), e)
+            for n, a in ablations.items()}
+    if said != want: bad.append(f"the ablations' verdicts: README {said}, summaries {want}")
     checked = []
     for pattern, value in EFFECT_PROSE:
         ms_ = list(re.finditer(pattern, prose))
@@ -297,6 +308,38 @@ def effect_mismatches(text: str, e) -> list[str]:
         inside_code = prose[:m.start()].count("`") % 2 == 1
         if not inside_code and not any(a <= m.start() < b for a, b in checked):
             bad.append(f"an unchecked number in the effect section: {m.group()!r} in {prose[max(0, m.start() - 60):m.end() + 20]!r}")
+    return bad
+
+
+def ablation_summaries() -> dict:
+    return {p.stem: json.loads(p.read_text()) for p in sorted((SUMS / "effect_ablations").glob("*.json"))}
+
+
+def ablation_against(est, low, high, e) -> str:
+    "Where an ablation's best-attempt interval lies against the full loop's (the README's words)."
+    lo, hi = _diff(e, "best_attempt", "low"), _diff(e, "best_attempt", "high")
+    if est is None or lo is None: return "not compared"
+    return "below the full loop's" if high < lo else "above the full loop's" if low > hi else "overlapping the full loop's"
+
+
+def ablation_mismatches(rows, e, ablations) -> list[str]:
+    "The README's ablation table against the full loop's summary `e` and each ablation's."
+    runs = {"full_loop": e, **ablations}
+    if [key(r[0]) for r in rows] != list(runs): return [f"ablation rows {[key(r[0]) for r in rows]} != summaries {list(runs)}"]
+    bad, pct = [], lambda v: None if v is None else 100 * v
+    for r in rows:
+        s = runs[key(r[0])]
+        ft = s["eval_stats"]["methods"].get("finetuned") or {}
+        flag = next((o for o in s.get("overrides") or [] if not o.startswith("run_id=")), None)
+        if r[1] != (f"`{flag}`" if flag else "-") or r[2] != f"`{s['run_id']}`": bad.append(f"ablation {key(r[0])}: flag/run {r[1:3]}")
+        want = [s["train"]["data"]["train"]["rows"], s["train"]["tokens_trained"], ft.get("aup", {}).get("best_attempt")]
+        for kind, cell in (("best_attempt", r[6]), ("best_submission", r[7])):
+            m = re.fullmatch(r"([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]", cell)
+            if not m: bad.append(f"ablation {key(r[0])}: interval {cell!r}"); continue
+            if not all(same(c.lstrip("+"), _diff(s, kind, part)) for c, part in zip(m.groups(), ("estimate", "low", "high"))):
+                bad.append(f"ablation {key(r[0])} {kind}: README {cell}")
+        want += [pct(ft.get("scored_submission_share")), pct(ft.get("format_error_turn_share"))]
+        if not all(same(c.rstrip("%"), w) for c, w in zip(r[3:6] + r[8:10], want)): bad.append(f"ablation {key(r[0])}: README {r[3:6] + r[8:10]}, summaries {want}")
     return bad
 
 
@@ -318,6 +361,12 @@ def test_a_planted_effect_error_is_found():
     ev = json.loads(json.dumps(e["eval_stats"])); ev["comparison"]["aup_difference"]["best_attempt"]["low"] += 0.01
     assert effect_mismatches(text, {**e, "eval_stats": ev})
     assert effect_mismatches(text.replace("on 2 CPUs", "on 2 CPUs (16 threads)"), e)     # a number typed by hand
+    for name, a in ablation_summaries().items():                                       # an ablation's numbers, and its verdict
+        t = json.loads(json.dumps(a)); t["train"]["tokens_trained"] += 1000
+        assert effect_mismatches(text, e, {**ablation_summaries(), name: t})
+        t = json.loads(json.dumps(a)); t["eval_stats"]["comparison"]["aup_difference"]["best_attempt"].update(estimate=9.0, low=8.0, high=10.0)
+        assert any("verdicts" in x for x in effect_mismatches(text, e, {**ablation_summaries(), name: t}))
+    assert effect_mismatches(text, e, {**ablation_summaries(), "planted": e})
 
 
 @pytest.mark.parametrize("old, new", [

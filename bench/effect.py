@@ -5,12 +5,15 @@ Best Submission) with the paired bootstrap interval of fine-tuned minus base, th
 shares, and the verdict against the issue's target (the AUP difference's interval above zero and at least half of the
 fine-tuned student's held-out runs scored). It writes bench/results/effect.json, the figures into figures/effect/, the
 full run's summary into data/summaries/effect.json and each ablation's into data/summaries/effect_ablations/<name>.json
-(what the README reads). A run that was finished before is not run again (`synthsci run` skips its complete stages): its
+(what the README reads). With --mlgym-root, the full run's students are also evaluated on the tasks of a user's MLGym
+checkout that run offline here (a run of its own, `<run_id>-mlgym`, branched from the full run: only its evaluate and
+aup stages run), summarised in data/summaries/effect_mlgym.json. A run that was finished before is not run again (`synthsci run` skips its complete stages): its
 numbers come from its committed summary, so re-reporting never replaces the record of the run that made them.
 
 --quick: no new run (the effect takes up to two hours on 2 cores): the report re-made from the newest effect run folder
 (data/runs/effect), or else from the committed summary, in seconds; it writes nothing. Last line: the headline.
-Usage: python bench/effect.py [--quick] [--ablations no_filter,no_self_debugging,...] [--overrides k=v ...] [--run-id ID --from RUN_DIR]"""
+Usage: python bench/effect.py [--quick] [--ablations no_filter,no_self_debugging,...] [--mlgym-root DIR [--mlgym-tasks T ...]]
+                              [--overrides k=v ...] [--run-id ID --from RUN_DIR]"""
 import argparse, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -20,6 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "effect.yaml"
 SUMMARY = ROOT / "data" / "summaries" / "effect.json"
 ABLATION_SUMMARIES = ROOT / "data" / "summaries" / "effect_ablations"
+MLGYM_SUMMARY = ROOT / "data" / "summaries" / "effect_mlgym.json"
+# MLGym's tasks that run offline on a CPU machine (the others need the Hub, a GPU, data MLGym does not ship, or the RL extra);
+# regressionKaggleHousePriceL1 is left out: the same task and id as regressionKaggleHousePrice, with a shorter prompt.
+MLGYM_TASKS = ["regressionKaggleHousePrice", "titanic", "battleOfSexes", "prisonersDilemma", "blotto"]
 
 
 def ablation_flags() -> dict:
@@ -53,9 +60,13 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--ablations", default="", help="comma-separated ablation names (the Makefile's ABLATION_<name>)")
     ap.add_argument("--overrides", nargs="*", default=[], help="overrides for every run (e.g. to size a rehearsal)")
+    ap.add_argument("--mlgym-root", default=None, help="also evaluate the full run's students on this MLGym checkout (`synthsci mlgym prepare` it first)")
+    ap.add_argument("--mlgym-tasks", nargs="*", default=MLGYM_TASKS, help="its task YAMLs to run (default: those that run offline on a CPU)")
     ap.add_argument("--run-id", default="effect", help="the full loop's run id (default effect)")
     ap.add_argument("--from", dest="branch_from", default=None, help="start the full loop from this run's stages that the config leaves unchanged")
     a = ap.parse_args()
+    if a.mlgym_root and not (Path(a.mlgym_root).expanduser() / "configs" / "tasks").is_dir():   # before hours of runs
+        print(f"error: --mlgym-root {a.mlgym_root} is not an MLGym checkout (no configs/tasks)", file=sys.stderr); sys.exit(2)
     from synthsci.effect import effect_report
     bench = Bench("effect", a.quick)
     if a.quick:
@@ -70,18 +81,21 @@ def main():
     if unknown: raise SystemExit(f"unknown ablation(s) {unknown}: known are {sorted(flags)}")
     from synthsci.pipeline import write_summary
     runs, walls, sources = [], {}, []
-    for rid, name, extra in [(a.run_id, None, [])] + [(f"{a.run_id}-{x}", x, [flags[x]]) for x in names]:
+    mlgym = [(f"{a.run_id}-mlgym", "mlgym", ["stages.evaluate.heldout=false", f"stages.evaluate.mlgym_root={Path(a.mlgym_root).expanduser().resolve()}",
+                                            f"stages.evaluate.mlgym_tasks=[{', '.join(a.mlgym_tasks)}]"])] if a.mlgym_root else []
+    for rid, name, extra in [(a.run_id, None, [])] + [(f"{a.run_id}-{x}", x, [flags[x]]) for x in names] + mlgym:
         fresh = not (ROOT / "data" / "runs" / rid / "manifest.json").exists()
         src = (runs[0] if runs else a.branch_from) if fresh else None          # an ablation: from the full run
         path, wall, ran = run_effect(rid, a.overrides + extra, src)
         runs.append(path)
-        committed = SUMMARY if name is None else ABLATION_SUMMARIES / f"{name}.json"
+        committed = SUMMARY if name is None else MLGYM_SUMMARY if name == "mlgym" else ABLATION_SUMMARIES / f"{name}.json"
         same_run = committed.exists() and json.loads(committed.read_text()).get("run_id") == rid
         if ran or not same_run:                                                  # made (or resumed) now: its summary is the record
             walls[rid] = wall
             write_summary(path, committed)
         sources.append(committed)                                               # else the committed record, as the run made it
-    report = effect_report(sources, ROOT / "figures" / "effect")
+    report = effect_report(sources[:len(sources) - len(mlgym)], ROOT / "figures" / "effect")
+    if mlgym: report["mlgym"] = dict(checkout=str(Path(a.mlgym_root).expanduser().resolve()), tasks=a.mlgym_tasks, **effect_report(sources[-1:]))
     bench.write(dict(config=str(CONFIG.relative_to(ROOT)), overrides=a.overrides, branched_from=a.branch_from, ablations={x: flags[x] for x in names},
                      run_wall_s=walls, summaries=[str(p.relative_to(ROOT)) for p in sources], **report))
     print(headline(report, f"{len(runs)} run(s), {bench.load()}"))

@@ -263,24 +263,32 @@ EFFECT_PROSE = [  # (a claim in the effect section's sentences, what it must sta
 ]
 
 
-def effect_mismatches(text: str, e, ablations=None) -> list[str]:
+def effect_mismatches(text: str, e, ablations=None, mlgym=...) -> list[str]:
     """Every disagreement between the README's effect section and the effect run's summary `e` (None: no run committed)
     and the ablations' (name -> summary; default: data/summaries/effect_ablations/)."""
     ablations = ablation_summaries() if ablations is None else ablations
+    mlgym = mlgym_summary() if mlgym is ... else mlgym
     sec = section(text, "### Does the loop teach?", "## A tour")
+    if (mlgym is not None) != ("effect on MLGym: method" in sec): bad_mlgym = ["the MLGym summary and the README's MLGym table: one is there without the other"]
+    else: bad_mlgym = []
     if e is None:
         return [] if "No full effect run has been measured yet" in sec else ["no effect summary is committed, yet the README states an effect"]
-    bad, sec = [], sec[sec.index("The measured run:"):]
+    bad, sec = bad_mlgym, sec[sec.index("The measured run:"):]
     pct = lambda v: None if v is None else 100 * v
     for header, rows in tables(sec):
-        if header[0] == "effect: method":
-            ms = e["eval_stats"]["methods"]
-            if [key(r[0]) for r in rows] != list(ms): bad.append(f"effect methods {[key(r[0]) for r in rows]} != summary {list(ms)}")
-            for r in rows:
-                v = ms.get(key(r[0]), {})
-                want = [v.get("aup", {}).get("best_attempt"), v.get("aup", {}).get("best_submission"), v.get("runs"),
-                        pct(v.get("scored_submission_share")), pct(v.get("format_error_turn_share"))]
-                if not all(same(c.rstrip("%"), w) for c, w in zip(r[1:], want)): bad.append(f"effect {key(r[0])}: README {r[1:]}, summary {want}")
+        if header[0].startswith("effect on MLGym") and mlgym is None: continue          # said above
+        if header[0] in ("effect: method", "effect on MLGym: method"):
+            bad.extend(method_mismatches(header[0], rows, e if header[0] == "effect: method" else mlgym))
+        elif header[0] == "effect on MLGym: fine-tuned - base":
+            if [key(r[0]) for r in rows] != ["best_attempt", "best_submission"]: bad.append(f"MLGym intervals: rows {[key(r[0]) for r in rows]}")
+            if not header[1].startswith(f"AUP difference [{100 * mlgym['eval_stats']['comparison']['confidence']:.0f}% "): bad.append(f"MLGym intervals: {header[1]!r}")
+            bad.extend(f"MLGym interval {r[0]}: README {r[1]!r}" for r in rows if not interval_is(r[1], mlgym, key(r[0])))
+        elif header[0] == "effect on MLGym: task (best submission)":
+            subs = mlgym["scores"]["best_submission"]
+            if [key(r[0]) for r in rows] != list(subs) or [key(h) for h in header[1:]] != list(next(iter(subs.values()))):
+                bad.append(f"MLGym tasks/methods: README {[key(r[0]) for r in rows]} {header[1:]}, summary {list(subs)}")
+            else: bad.extend(f"MLGym {key(r[0])}: README {r[1:]}" for r in rows
+                             if not all(same(c, subs[key(r[0])].get(key(h))) for c, h in zip(r[1:], header[1:])))
         elif header[0] == "effect: stage":
             if [key(r[0]) for r in rows] != list(e["stages"]): bad.append(f"effect stages {[key(r[0]) for r in rows]} != summary {list(e['stages'])}")
             bad.extend(f"effect stage {key(r[0])}: README {r[1]!r}" for r in rows if not same(r[1], e["stages"].get(key(r[0]), {}).get("wall_s")))
@@ -311,6 +319,29 @@ def effect_mismatches(text: str, e, ablations=None) -> list[str]:
     return bad
 
 
+def mlgym_summary():
+    return json.loads((SUMS / "effect_mlgym.json").read_text()) if (SUMS / "effect_mlgym.json").exists() else None
+
+
+def interval_is(cell: str, summary, kind: str) -> bool:
+    "Does `cell` ('+0.208 [+0.038, +0.384]') state the summary's AUP difference (fine-tuned - base) of `kind`?"
+    m = re.fullmatch(r"([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]", cell)
+    return bool(m) and all(same(c.lstrip("+"), _diff(summary, kind, part)) for c, part in zip(m.groups(), ("estimate", "low", "high")))
+
+
+def method_mismatches(name, rows, summary) -> list[str]:
+    "A table of methods (AUP both ways, runs, scored and format-error shares) against a run summary's evaluation."
+    ms, pct = summary["eval_stats"]["methods"], lambda v: None if v is None else 100 * v
+    if [key(r[0]) for r in rows] != list(ms): return [f"{name}: methods {[key(r[0]) for r in rows]} != summary {list(ms)}"]
+    bad = []
+    for r in rows:
+        v = ms[key(r[0])]
+        want = [v.get("aup", {}).get("best_attempt"), v.get("aup", {}).get("best_submission"), v.get("runs"),
+                pct(v.get("scored_submission_share")), pct(v.get("format_error_turn_share"))]
+        if not all(same(c.rstrip("%"), w) for c, w in zip(r[1:], want)): bad.append(f"{name} {key(r[0])}: README {r[1:]}, summary {want}")
+    return bad
+
+
 def ablation_summaries() -> dict:
     return {p.stem: json.loads(p.read_text()) for p in sorted((SUMS / "effect_ablations").glob("*.json"))}
 
@@ -333,11 +364,8 @@ def ablation_mismatches(rows, e, ablations) -> list[str]:
         flag = next((o for o in s.get("overrides") or [] if not o.startswith("run_id=")), None)
         if r[1] != (f"`{flag}`" if flag else "-") or r[2] != f"`{s['run_id']}`": bad.append(f"ablation {key(r[0])}: flag/run {r[1:3]}")
         want = [s["train"]["data"]["train"]["rows"], s["train"]["tokens_trained"], ft.get("aup", {}).get("best_attempt")]
-        for kind, cell in (("best_attempt", r[6]), ("best_submission", r[7])):
-            m = re.fullmatch(r"([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]", cell)
-            if not m: bad.append(f"ablation {key(r[0])}: interval {cell!r}"); continue
-            if not all(same(c.lstrip("+"), _diff(s, kind, part)) for c, part in zip(m.groups(), ("estimate", "low", "high"))):
-                bad.append(f"ablation {key(r[0])} {kind}: README {cell}")
+        bad.extend(f"ablation {key(r[0])} {kind}: README {cell}" for kind, cell in (("best_attempt", r[6]), ("best_submission", r[7]))
+                   if not interval_is(cell, s, kind))
         want += [pct(ft.get("scored_submission_share")), pct(ft.get("format_error_turn_share"))]
         if not all(same(c.rstrip("%"), w) for c, w in zip(r[3:6] + r[8:10], want)): bad.append(f"ablation {key(r[0])}: README {r[3:6] + r[8:10]}, summaries {want}")
     return bad
@@ -367,6 +395,16 @@ def test_a_planted_effect_error_is_found():
         t = json.loads(json.dumps(a)); t["eval_stats"]["comparison"]["aup_difference"]["best_attempt"].update(estimate=9.0, low=8.0, high=10.0)
         assert any("verdicts" in x for x in effect_mismatches(text, e, {**ablation_summaries(), name: t}))
     assert effect_mismatches(text, e, {**ablation_summaries(), "planted": e})
+    g = mlgym_summary()
+    if g is None: assert effect_mismatches(text, e, mlgym=e); return                   # a summary the README does not show
+    for path in (("eval_stats", "methods", "finetuned", "aup", "best_submission"), ("eval_stats", "comparison", "aup_difference", "best_attempt", "low")):
+        t = json.loads(json.dumps(g)); leaf = t
+        for k in path[:-1]: leaf = leaf[k]
+        leaf[path[-1]] += 0.01
+        assert effect_mismatches(text, e, mlgym=t), path
+    t = json.loads(json.dumps(g)); task = next(iter(t["scores"]["best_submission"])); t["scores"]["best_submission"][task]["baseline"] += 1
+    assert effect_mismatches(text, e, mlgym=t)
+    assert effect_mismatches(text, e, mlgym=None)
 
 
 @pytest.mark.parametrize("old, new", [
@@ -512,6 +550,8 @@ NOT_RUN = {  # README command -> (why it is not run here, what is checked instea
         ("hours on 2 cores", dry_run_of_make("effect ABLATE=no_filter", "stages.filter.enabled=false")),
     ".venv/bin/python bench/effect.py --ablations no_self_debugging,no_filter,fewer_tasks,no_observation_cut":
         ("runs the effect five times", ablations_are_the_makefiles),
+    ".venv/bin/python bench/effect.py --mlgym-root ~/MLGym   # after `synthsci mlgym prepare`: the full run's students on its offline tasks":
+        ("needs an MLGym checkout, and an hour", one_line_error_not_usage("is not an MLGym checkout")),
 }
 
 EXPECTED = {  # README command run as written -> (exit status, text its output must hold); the others: 0 and some output

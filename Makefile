@@ -22,7 +22,8 @@ quickstart: setup            ## the whole pipeline on the offline defaults
 
 # The learning effect in miniature (issue 15): `make effect`, or one ablation with `make effect ABLATE=<name>`.
 # Each ablation is one config flag, run as its own run (data/runs/effect-<name>) beside the full loop's (data/runs/effect);
-# where the full run exists, the ablation starts from its stages that the flag leaves unchanged (`synthsci run --from`).
+# where the full run exists, the ablation starts from its stages that the flag leaves unchanged (`synthsci run --from`)
+# and is evaluated on the full run's held-out tasks (stages.evaluate.heldout_tasks_from), whatever tasks it validates.
 ABLATION_no_self_debugging   := stages.validate.k=1                  # first drafts only: a task that fails once is discarded
 ABLATION_no_filter           := stages.filter.enabled=false          # keep every trajectory, failed runs included
 ABLATION_fewer_tasks         := stages.rollouts.task_share=0.5       # half the tasks, twice the trajectories per task
@@ -30,7 +31,7 @@ ABLATION_no_observation_cut  := stages.sftdata.max_observation_chars=null   # th
 effect: setup                ## the miniature replication: validated tasks, expert trajectories, a fine-tuned SmolLM2, k>=3 evaluation
 	@if [ -n "$(ABLATE)" ] && [ -z "$(ABLATION_$(ABLATE))" ]; then \
 	  echo "unknown ablation '$(ABLATE)': known are no_self_debugging no_filter fewer_tasks no_observation_cut" >&2; exit 2; fi
-	$(BIN)/synthsci run configs/effect.yaml $(if $(ABLATE),run_id=effect-$(ABLATE) $(ABLATION_$(ABLATE)) $(if $(wildcard data/runs/effect/manifest.json),--from data/runs/effect))
+	$(BIN)/synthsci run configs/effect.yaml $(if $(ABLATE),run_id=effect-$(ABLATE) $(ABLATION_$(ABLATE)) $(if $(wildcard data/runs/effect/manifest.json),--from data/runs/effect stages.evaluate.heldout_tasks_from=data/runs/effect))
 
 test: setup                  ## every test, offline: two at a time, then those marked serial (Ray clusters, batch kills) alone
 	@rc=0; $(BIN)/python -m pytest -n 2 --dist loadfile -m "not serial" || rc=1; \

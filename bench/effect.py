@@ -47,6 +47,15 @@ def run_effect(run_id: str, overrides: list, branch_from=None) -> tuple[Path, fl
     return path, round(time.perf_counter() - t0, 1), (read_invocations(path) or [{}])[-1].get("ran", [])
 
 
+def suite_pin(run_id: str, full_run: Path) -> list:
+    """The override that evaluates an ablation on the full run's held-out tasks (as `make effect ABLATE=...` does); a run
+    made before keeps the setting it was made with, so that resuming it changes nothing."""
+    m = ROOT / "data" / "runs" / run_id / "manifest.json"
+    if not m.exists(): return [f"stages.evaluate.heldout_tasks_from={full_run}"]
+    pinned = (((json.loads(m.read_text()).get("config") or {}).get("stages") or {}).get("evaluate") or {}).get("heldout_tasks_from")
+    return [f"stages.evaluate.heldout_tasks_from={pinned}"] if pinned else []
+
+
 def headline(report: dict, source: str) -> str:
     n, v = report["runs"][0], report["verdict"]
     d = ((n.get("difference") or {}).get("best_attempt") or {}).get("aup_difference") or {}
@@ -83,7 +92,8 @@ def main():
     runs, walls, sources = [], {}, []
     mlgym = [(f"{a.run_id}-mlgym", "mlgym", ["stages.evaluate.heldout=false", f"stages.evaluate.mlgym_root={Path(a.mlgym_root).expanduser().resolve()}",
                                             f"stages.evaluate.mlgym_tasks=[{', '.join(a.mlgym_tasks)}]"])] if a.mlgym_root else []
-    for rid, name, extra in [(a.run_id, None, [])] + [(f"{a.run_id}-{x}", x, [flags[x]]) for x in names] + mlgym:
+    full_run = ROOT / "data" / "runs" / a.run_id
+    for rid, name, extra in [(a.run_id, None, [])] + [(f"{a.run_id}-{x}", x, [flags[x], *suite_pin(f"{a.run_id}-{x}", full_run)]) for x in names] + mlgym:
         fresh = not (ROOT / "data" / "runs" / rid / "manifest.json").exists()
         src = (runs[0] if runs else a.branch_from) if fresh else None          # an ablation: from the full run
         path, wall, ran = run_effect(rid, a.overrides + extra, src)

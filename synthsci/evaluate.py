@@ -18,7 +18,7 @@ from .mlgym import AgentLimits, attempt, baseline_result, build_task, folder_nam
 # %% auto 0
 __all__ = ['BASELINE', 'BASELINES', 'DESCRIPTION', 'SUITE_VERSION', 'table_of', 'make_suite_task', 'make_eval_suite',
            'evaluate_students', 'EvalOptions', 'checkpoint_methods', 'trained_student', 'eval_methods', 'student_view',
-           'eval_tasks', 'run_evaluate']
+           'suite_from_run', 'eval_tasks', 'run_evaluate']
 
 # %% ../nbs/42_evaluate.ipynb
 from .catalog import EVAL_SUITE_DATASETS, is_eval_suite_dataset  # the held-out datasets are named once, in the catalog
@@ -161,6 +161,7 @@ class EvalOptions:
     workers: int = 1                    # method x task units in flight
     heldout: bool = False               # instead of the suite: the run's held-out tasks (validated tasks on datasets the rollouts never used)
     heldout_fraction: float = 0.0       # the fraction of the run's datasets held out (read by the rollouts stage too; <run>/heldout.json keeps the split)
+    heldout_tasks_from: Optional[str] = None      # with heldout: another run's held-out tasks (a run folder with the same split), so an ablation that changes the tasks is measured on the full loop's suite
     keep_observations: Optional[int] = None       # what the policy is shown; unset: stages.sftdata's, so the student sees what it was trained on
     max_observation_chars: Optional[int] = None   # each observation cut to this (None: no cut); unset: stages.sftdata's
 
@@ -169,6 +170,7 @@ class EvalOptions:
                      temperature=(0, None), wall_time_s=(1, None), command_timeout_s=(1, None), training_timeout_s=(1, None), workers=(1, None),
                      heldout_fraction=(0, 1), keep_observations=(0, None), max_observation_chars=(1, None))
         if self.heldout and (self.tasks_dir or self.mlgym_root): raise SynthsciError("stages.evaluate: choose one of heldout, tasks_dir and mlgym_root")
+        if self.heldout_tasks_from and not self.heldout: raise SynthsciError("stages.evaluate.heldout_tasks_from needs stages.evaluate.heldout: true")
 
     def limits(self) -> AgentLimits:
         return AgentLimits(max_steps=self.max_steps, max_tokens=self.max_tokens, temperature=self.temperature, wall_time_s=self.wall_time_s,
@@ -214,8 +216,36 @@ def student_view(cfg: RunConfig) -> dict:
     raw = cfg.stages.get("evaluate") or {}
     return {k: getattr(ev if k in raw else sft, k) for k in ("keep_observations", "max_observation_chars")}
 
+def suite_from_run(source, run, folder: Path) -> list[Task]:
+    """The held-out tasks of run folder `source` (its validated tasks on its held-out datasets), copied into `folder/heldout_tasks/`
+    (the source's folders are never used, or written, by this run). This run must hold out the same datasets, else its
+    student may have trained on the suite: a branched run (`synthsci run --from`) copies the source's split."""
+    from synthsci.core import HELDOUT_FILE, Run, _dataset_of
+    from synthsci.rollouts import RolloutOptions, rollout_tasks
+    src = Path(source).resolve()
+    if not (src / "manifest.json").exists(): raise SynthsciError(f"stages.evaluate.heldout_tasks_from: {source} is not a run folder (no manifest.json)")
+    if not (src / HELDOUT_FILE).exists(): raise SynthsciError(f"stages.evaluate.heldout_tasks_from: {source} holds no task out (no {HELDOUT_FILE})")
+    theirs = json.loads((src / HELDOUT_FILE).read_text())["datasets"]
+    ours = json.loads((run.path / HELDOUT_FILE).read_text())["datasets"] if (run.path / HELDOUT_FILE).exists() else None
+    if ours != theirs:
+        raise SynthsciError(f"stages.evaluate.heldout_tasks_from: this run holds out {ours}, {source} holds out {theirs}: the student may have "
+                            "trained on that suite; branch the run from it (`synthsci run --from`), which copies its split")
+    held = [t for t in rollout_tasks(Run(src.name, src.parent), RolloutOptions()) if _dataset_of(t) in set(theirs)]
+    if not held: raise SynthsciError(f"stages.evaluate.heldout_tasks_from: {source} has no validated task on its held-out datasets")
+    out = []
+    for t in held:
+        dest = folder / "heldout_tasks" / Path(t.path).name
+        if not dest.exists():
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(t.path, tmp, symlinks=True)   # links stay links: nothing outside the source's task folder is read
+            tmp.rename(dest)
+        out.append(replace(t, path=str(dest), baseline_scores=load_task(dest).baseline_scores))
+    return out
+
 def eval_tasks(opts: EvalOptions, folder: Path, seed: int, run=None, cfg: Optional[RunConfig] = None) -> tuple[list[Task], dict]:
     "The tasks to evaluate on and the tasks skipped (key -> reason: an MLGym task is keyed by its YAML's file name, ids may be shared)."
+    if opts.heldout and opts.heldout_tasks_from: return suite_from_run(opts.heldout_tasks_from, run, folder), {}
     if opts.heldout:
         from synthsci.rollouts import RolloutOptions, rollout_tasks
         tasks = heldout_tasks(run, cfg, rollout_tasks(run, stage_options(RolloutOptions, cfg, "rollouts")))

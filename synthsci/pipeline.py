@@ -4,11 +4,11 @@
 
 # %% ../nbs/60_pipeline.ipynb 2
 from __future__ import annotations
-import contextlib, csv, dataclasses, importlib, json, os, re, sys, threading, time, uuid
+import contextlib, csv, dataclasses, importlib, json, os, re, shutil, sys, threading, time, uuid
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Optional
-from .core import STAGES, Run, SynthsciError, atomic_write, config_conflicts, git_revision, load_config, open_run, stage_options
+from .core import HELDOUT_FILE, STAGES, Run, SynthsciError, atomic_write, config_conflicts, git_revision, load_config, open_run, stage_options
 
 # %% auto 0
 __all__ = ['KEPT', 'INVOCATIONS', 'TEXT_SUFFIXES', 'runs_folder', 'run_notebooks', 'plan', 'resolve', 'check_options',
@@ -328,8 +328,11 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
     up to the first stage that differs; from there on everything runs anew. The records' paths into the source run
     are rewritten to the new run's. When the stages up to validate were copied and the evaluation is set the same
     (its options and the student's view), the evaluate units of the methods that training does not touch (the
-    baselines and the base student) are copied too. An ablation that changes one stage thus re-runs only that stage
-    and the ones after it. Returns the stages copied (`evaluate (base, baseline)` for the partial copy)."""
+    baselines and the base student) are copied too; so they are when the evaluation is pinned to the source's held-out
+    suite (`stages.evaluate.heldout_tasks_from`). The source's held-out split (`heldout.json`) is copied when this config
+    asks for the same one, so an ablation that changes the tasks never trains on the full loop's held-out datasets. An
+    ablation that changes one stage thus re-runs only that stage and the ones after it. Returns the stages copied
+    (`evaluate (base, baseline)` for the partial copy)."""
     src, run_dir = Path(source).resolve(), (Path(cfg.runs_dir) / cfg.run_id).resolve()
     m = json.loads((src / "manifest.json").read_text()) if (src / "manifest.json").exists() else None
     if m is None: raise SynthsciError(f"--from {source}: not a run folder (no manifest.json)")
@@ -339,6 +342,10 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
         if (have.get("branched_from") or {}).get("run") == str(src): return []     # branched before: a resumed run
         raise SynthsciError(f"run {cfg.run_id} already has units: branch into a new run_id, or resume this one without --from")
     new, copied, run = dataclasses.asdict(cfg), [], Run.from_config(cfg)
+    ev_new = (new.get("stages") or {}).get("evaluate") or {}
+    if (src / HELDOUT_FILE).exists() and not (run_dir / HELDOUT_FILE).exists():
+        split = json.loads((src / HELDOUT_FILE).read_text())
+        if (split["fraction"], split["seed"]) == (ev_new.get("heldout_fraction", 0.0), cfg.seed): shutil.copy2(src / HELDOUT_FILE, run_dir / HELDOUT_FILE)
     wanted = list(stages) if stages is not None else list(cfg.pipeline or STAGES)
     entry = lambda name: m.get("stages", {}).get(STAGES[name].folder) or {}
     made_with = lambda e: e.get("config") or m.get("config") or {}        # the config that made a stage's units
@@ -350,9 +357,11 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
         copied.append(name)
     ev, folder = entry("evaluate"), STAGES["evaluate"].folder
     view = lambda c: {f"{s}.{k}": ((c.get("stages") or {}).get(s) or {}).get(k) for s in ("sftdata", "evaluate") for k in ("keep_observations", "max_observation_chars")}
-    same_tasks = "validate" in copied and "evaluate" not in copied
+    pinned = ev_new.get("heldout_tasks_from") is not None and Path(ev_new["heldout_tasks_from"]).resolve() == src   # the source's suite
+    unpinned = lambda c: {**c, "stages": {**(c.get("stages") or {}), "evaluate": {k: v for k, v in ((c.get("stages") or {}).get("evaluate") or {}).items() if k != "heldout_tasks_from"}}}
+    same_tasks = ("validate" in copied or pinned) and "evaluate" not in copied
     if ("evaluate" in wanted and same_tasks and ev.get("status") == "complete"
-            and not config_conflicts(made_with(ev), new, folder) and view(made_with(ev)) == view(new)):
+            and not config_conflicts(unpinned(made_with(ev)), unpinned(new), folder) and view(made_with(ev)) == view(new)):
         if _copy_stage(src / folder, run_dir / folder, str(src), str(run_dir), _untrained_unit):
             run.update_stage(folder, record_config=True, copied_from=str(src), status="partial: copied",
                              copied_units=sorted(p.stem for p in (run_dir / folder).glob("*.jsonl")))

@@ -96,3 +96,39 @@ def test_synthsci_run_from_a_run(tmp_path):
     assert "topics copied (the same config)" in r.stdout
     m = Run("abl", tmp_path).manifest
     assert "copied_from" in m["stages"]["01_topics"] and "copied_from" not in m["stages"]["02_proposals"] and m["stages"]["02_proposals"]["status"] == "complete"
+
+
+def test_an_ablation_is_measured_on_the_full_loops_heldout_suite(tmp_path):
+    """`stages.evaluate.heldout_tasks_from`: the full loop's held-out tasks (validated, on its held-out datasets), copied into
+    the ablation's evaluate folder; the split comes with the branch (`heldout.json`), and a run with another split is refused.
+    Hand-written fixture tasks stand in for the full loop's."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+    from staged_tasks import stage_tasks
+    from synthsci.core import ValidationReport, write_jsonl
+    from synthsci.evaluate import EvalOptions, eval_tasks
+    common = [f"runs_dir={tmp_path}", "stages.evaluate={heldout: true, heldout_fraction: 0.5}"]
+    cfg = load_config(overrides=["run_id=full", *common])
+    src = Run.from_config(cfg)
+    tasks = stage_tasks(tmp_path, "full", ["wine", "diabetes", "friedman"], None)
+    for t in tasks: write_jsonl([ValidationReport(id=f"v-{t.id}", parent_id=t.id, task_id=t.id, passed=t.id != "friedman")], src.unit_path("05_validated", t.id))
+    for folder in ("01_topics", "02_proposals", "03_grounded", "04_tasks", "05_validated", "06_rollouts", "07_filtered", "08_sft", "09_train", "10_eval"):
+        src.update_stage(folder, record_config=True, units_done=1, units_total=1, status="complete")
+    for name in ("baseline-diabetes.jsonl", "base-diabetes.jsonl", "finetuned-diabetes.jsonl"): atomic_write(src.path / "10_eval" / name, "{}\n")
+    atomic_write(src.path / "heldout.json", json.dumps(dict(fraction=0.5, seed=0, datasets=["sklearn:diabetes", "sklearn:friedman"])))
+    before = tree_digest(tmp_path / "full-tasks")
+
+    abl = load_config(overrides=["run_id=abl", *common[:1], "stages.validate.k=1",
+                                 f"stages.evaluate={{heldout: true, heldout_fraction: 0.5, heldout_tasks_from: {src.path}}}"])
+    assert branch_run(src.path, abl) == ["topics", "proposals", "grounding", "taskgen", "evaluate (base, baseline)"]   # other tasks, the same suite
+    new = Run("abl", tmp_path)
+    assert sorted(p.name for p in (new.path / "10_eval").glob("*.jsonl")) == ["base-diabetes.jsonl", "baseline-diabetes.jsonl"]
+    assert json.loads((new.path / "heldout.json").read_text())["datasets"] == ["sklearn:diabetes", "sklearn:friedman"]   # the split came along
+    got, skipped = eval_tasks(EvalOptions(heldout=True, heldout_tasks_from=str(src.path)), new.path / "10_eval", 0, new, abl)
+    assert [t.id for t in got] == ["diabetes"] and not skipped                      # validated and held out; friedman failed validation
+    assert Path(got[0].path).resolve().is_relative_to((new.path / "10_eval" / "heldout_tasks").resolve()) and got[0].baseline_scores
+    assert tree_digest(tmp_path / "full-tasks") == before
+    (new.path / "heldout.json").unlink()
+    with pytest.raises(Exception, match="the student may have trained on that suite"):
+        eval_tasks(EvalOptions(heldout=True, heldout_tasks_from=str(src.path)), new.path / "10_eval", 0, new, abl)
+    with pytest.raises(Exception, match="needs stages.evaluate.heldout: true"): EvalOptions(heldout_tasks_from=str(src.path))

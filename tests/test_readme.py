@@ -280,6 +280,9 @@ def effect_mismatches(text: str, e, ablations=None, mlgym=...) -> list[str]:
         if header[0] in ("effect: method", "effect on MLGym: method"):
             bad.extend(method_mismatches(header[0], rows, e if header[0] == "effect: method" else mlgym))
         elif header[0] == "effect on MLGym: fine-tuned - base":
+            ran = re.search(r"the stages it ran itself: ((?:`\w+`(?:, )?)+)\)", sec)
+            if not ran or re.findall(r"`(\w+)`", ran.group(1)) != [k for k, v in mlgym["stages"].items() if not v.get("copied_from")]:
+                bad.append(f"MLGym run's own stages: README {ran and ran.group(1)!r}")
             if [key(r[0]) for r in rows] != ["best_attempt", "best_submission"]: bad.append(f"MLGym intervals: rows {[key(r[0]) for r in rows]}")
             if not header[1].startswith(f"AUP difference [{100 * mlgym['eval_stats']['comparison']['confidence']:.0f}% "): bad.append(f"MLGym intervals: {header[1]!r}")
             bad.extend(f"MLGym interval {r[0]}: README {r[1]!r}" for r in rows if not interval_is(r[1], mlgym, key(r[0])))

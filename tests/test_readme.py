@@ -288,6 +288,12 @@ def effect_mismatches(text: str, e, ablations=None, mlgym=...) -> list[str]:
             bad.extend(f"MLGym interval {r[0]}: README {r[1]!r}" for r in rows if not interval_is(r[1], mlgym, key(r[0])))
         elif header[0] == "effect on MLGym: task (best submission)":
             subs = mlgym["scores"]["best_submission"]
+            none = [t for t, row in subs.items() if all(v is None for m, v in row.items() if m != "baseline")]
+            said = re.search(r"Neither student produced a scored submission on ((?:`\w+`(?:, )?)+)\.", sec)
+            if (re.findall(r"`(\w+)`", said.group(1)) if said else []) != none: bad.append(f"MLGym tasks without a submission: README {said and said.group(1)!r}, summary {none}")
+            above = (_diff(mlgym, "best_attempt", "low") or 0) > 0
+            if ("is above the base student's" in sec) != above or ("is not distinguishable from the base student's" in sec) == above:
+                bad.append("the MLGym verdict disagrees with its best-attempt interval")
             if [key(r[0]) for r in rows] != list(subs) or [key(h) for h in header[1:]] != list(next(iter(subs.values()))):
                 bad.append(f"MLGym tasks/methods: README {[key(r[0]) for r in rows]} {header[1:]}, summary {list(subs)}")
             else: bad.extend(f"MLGym {key(r[0])}: README {r[1:]}" for r in rows
@@ -497,6 +503,12 @@ def dry_run_of_make(target: str, expected: str):
     return check
 
 
+def effect_bench_needs_a_checkout(cmd, cwd):
+    "Run as written in the repository (bench/ is there), HOME in the test's folder: it stops at once, saying the checkout is missing."
+    r = run_verbatim(cmd, ROOT, env={"HOME": str(cwd / "home")}, timeout=120)
+    assert r.returncode == 2 and "is not an MLGym checkout" in r.stderr, r.stderr
+
+
 def one_line_error_not_usage(expected: str):
     "Run as written with HOME in the test's folder (no MLGym checkout there): the arguments parse, and the command says what is missing."
     def check(cmd, cwd):
@@ -554,7 +566,7 @@ NOT_RUN = {  # README command -> (why it is not run here, what is checked instea
     ".venv/bin/python bench/effect.py --ablations no_self_debugging,no_filter,fewer_tasks,no_observation_cut":
         ("runs the effect five times", ablations_are_the_makefiles),
     ".venv/bin/python bench/effect.py --mlgym-root ~/MLGym   # after `synthsci mlgym prepare`: the full run's students on its offline tasks":
-        ("needs an MLGym checkout, and an hour", one_line_error_not_usage("is not an MLGym checkout")),
+        ("needs an MLGym checkout, and an hour", effect_bench_needs_a_checkout),
 }
 
 EXPECTED = {  # README command run as written -> (exit status, text its output must hold); the others: 0 and some output

@@ -100,9 +100,8 @@ def main():
         runs.append(path)
         committed = SUMMARY if name is None else MLGYM_SUMMARY if name == "mlgym" else ABLATION_SUMMARIES / f"{name}.json"
         same_run = committed.exists() and json.loads(committed.read_text()).get("run_id") == rid
-        if ran or not same_run:                                                  # made (or resumed) now: its summary is the record
-            walls[rid] = wall
-            write_summary(path, committed)
+        if ran: walls[rid] = wall                                                # the wall of the work done now (a run's own is in its summary)
+        if ran or not same_run: write_summary(path, committed)                  # made (or resumed) now: its summary is the record
         sources.append(committed)                                               # else the committed record, as the run made it
     report = effect_report(sources[:len(sources) - len(mlgym)], ROOT / "figures" / "effect")
     if mlgym: report["mlgym"] = dict(checkout=str(Path(a.mlgym_root).expanduser().resolve()), tasks=a.mlgym_tasks, **effect_report(sources[-1:]))

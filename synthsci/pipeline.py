@@ -92,7 +92,9 @@ def stage_numbers(folder: str, e: dict) -> dict:
              tokens=e.get("input_tokens", 0) + e.get("output_tokens", 0), cost_usd=round(e.get("cost_usd", 0.0), 6),
              wall_s=e.get("wall_s"), notebook_wall_s=e.get("notebook_wall_s"))
     if "saved_usd" in e: n["saved_usd"] = round(e["saved_usd"], 6)
-    if "copied_from" in e: n["copied_from"] = e["copied_from"]   # a branched run's stage (`synthsci run --from`): made by that run
+    if "copied_units" in e:      # some units copied from the branch's source (the baselines' and base student's evaluation), the rest made here
+        n.update(units_copied_from=e.get("copied_from"), copied_units=len(e["copied_units"]))
+    elif "copied_from" in e: n["copied_from"] = e["copied_from"]   # a branched run's stage (`synthsci run --from`): made by that run
     return n
 
 def stage_line(stage: str, n: dict) -> str:

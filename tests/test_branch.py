@@ -67,6 +67,8 @@ def test_which_stages_and_evaluate_units_an_ablation_copies(tmp_path, flag, copi
         assert sorted(p.stem for p in ev.glob("*.jsonl")) == eval_units and (ev / "runs/base/traj/t1-s0/t1-s0.traj").exists()
         assert not (ev / "runs/finetuned").exists() and not (ev / "best_attempt.csv").exists()
         assert Run("abl", tmp_path).manifest["stages"]["10_eval"]["status"] == "partial: copied"
+        st = run_summary(tmp_path / "abl")["stages"]["evaluate"]                      # the rest of the stage is this run's own work
+        assert "copied_from" not in st and st["copied_units"] == 2 and st["units_copied_from"] == str(src.path.resolve())
     else: assert not ev.exists()
 
 

@@ -360,10 +360,9 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
     ev, folder = entry("evaluate"), STAGES["evaluate"].folder
     view = lambda c: {f"{s}.{k}": ((c.get("stages") or {}).get(s) or {}).get(k) for s in ("sftdata", "evaluate") for k in ("keep_observations", "max_observation_chars")}
     pinned = ev_new.get("heldout_tasks_from") is not None and Path(ev_new["heldout_tasks_from"]).resolve() == src   # the source's suite
-    unpinned = lambda c: {**c, "stages": {**(c.get("stages") or {}), "evaluate": {k: v for k, v in ((c.get("stages") or {}).get("evaluate") or {}).items() if k != "heldout_tasks_from"}}}
     same_tasks = ("validate" in copied or pinned) and "evaluate" not in copied
-    if ("evaluate" in wanted and same_tasks and ev.get("status") == "complete"
-            and not config_conflicts(unpinned(made_with(ev)), unpinned(new), folder) and view(made_with(ev)) == view(new)):
+    differs = set(config_conflicts(made_with(ev), new, folder)) - {"stages.evaluate.heldout_tasks_from"}   # pinning the same suite changes no unit
+    if "evaluate" in wanted and same_tasks and ev.get("status") == "complete" and not differs and view(made_with(ev)) == view(new):
         if _copy_stage(src / folder, run_dir / folder, str(src), str(run_dir), _untrained_unit):
             run.update_stage(folder, record_config=True, copied_from=str(src), status="partial: copied",
                              copied_units=sorted(p.stem for p in (run_dir / folder).glob("*.jsonl")))

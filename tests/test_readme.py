@@ -269,12 +269,10 @@ def effect_mismatches(text: str, e, ablations=None, mlgym=...) -> list[str]:
     ablations = ablation_summaries() if ablations is None else ablations
     mlgym = mlgym_summary() if mlgym is ... else mlgym
     sec = section(text, "### Does the loop teach?", "## A tour")
-    if (mlgym is not None) != ("effect on MLGym: method" in sec): bad_mlgym = ["the MLGym summary and the README's MLGym table: one is there without the other"]
-    else: bad_mlgym = []
+    bad_mlgym = ["the MLGym summary and the README's MLGym table: one is there without the other"] if (mlgym is not None) != ("effect on MLGym: method" in sec) else []
     if e is None:
         return [] if "No full effect run has been measured yet" in sec else ["no effect summary is committed, yet the README states an effect"]
     bad, sec = bad_mlgym, sec[sec.index("The measured run:"):]
-    pct = lambda v: None if v is None else 100 * v
     for header, rows in tables(sec):
         if header[0].startswith("effect on MLGym") and mlgym is None: continue          # said above
         if header[0] in ("effect: method", "effect on MLGym: method"):
@@ -338,15 +336,18 @@ def interval_is(cell: str, summary, kind: str) -> bool:
     return bool(m) and all(same(c.lstrip("+"), _diff(summary, kind, part)) for c, part in zip(m.groups(), ("estimate", "low", "high")))
 
 
+def _pct(share): return None if share is None else 100 * share
+
+
 def method_mismatches(name, rows, summary) -> list[str]:
     "A table of methods (AUP both ways, runs, scored and format-error shares) against a run summary's evaluation."
-    ms, pct = summary["eval_stats"]["methods"], lambda v: None if v is None else 100 * v
+    ms = summary["eval_stats"]["methods"]
     if [key(r[0]) for r in rows] != list(ms): return [f"{name}: methods {[key(r[0]) for r in rows]} != summary {list(ms)}"]
     bad = []
     for r in rows:
         v = ms[key(r[0])]
         want = [v.get("aup", {}).get("best_attempt"), v.get("aup", {}).get("best_submission"), v.get("runs"),
-                pct(v.get("scored_submission_share")), pct(v.get("format_error_turn_share"))]
+                _pct(v.get("scored_submission_share")), _pct(v.get("format_error_turn_share"))]
         if not all(same(c.rstrip("%"), w) for c, w in zip(r[1:], want)): bad.append(f"{name} {key(r[0])}: README {r[1:]}, summary {want}")
     return bad
 
@@ -366,16 +367,16 @@ def ablation_mismatches(rows, e, ablations) -> list[str]:
     "The README's ablation table against the full loop's summary `e` and each ablation's."
     runs = {"full_loop": e, **ablations}
     if [key(r[0]) for r in rows] != list(runs): return [f"ablation rows {[key(r[0]) for r in rows]} != summaries {list(runs)}"]
-    bad, pct = [], lambda v: None if v is None else 100 * v
+    bad = []
     for r in rows:
         s = runs[key(r[0])]
         ft = s["eval_stats"]["methods"].get("finetuned") or {}
         flag = next((o for o in s.get("overrides") or [] if not o.startswith("run_id=")), None)
         if r[1] != (f"`{flag}`" if flag else "-") or r[2] != f"`{s['run_id']}`": bad.append(f"ablation {key(r[0])}: flag/run {r[1:3]}")
-        want = [s["train"]["data"]["train"]["rows"], s["train"]["tokens_trained"], ft.get("aup", {}).get("best_attempt")]
         bad.extend(f"ablation {key(r[0])} {kind}: README {cell}" for kind, cell in (("best_attempt", r[6]), ("best_submission", r[7]))
                    if not interval_is(cell, s, kind))
-        want += [pct(ft.get("scored_submission_share")), pct(ft.get("format_error_turn_share"))]
+        want = [s["train"]["data"]["train"]["rows"], s["train"]["tokens_trained"], ft.get("aup", {}).get("best_attempt"),
+                _pct(ft.get("scored_submission_share")), _pct(ft.get("format_error_turn_share"))]
         if not all(same(c.rstrip("%"), w) for c, w in zip(r[3:6] + r[8:10], want)): bad.append(f"ablation {key(r[0])}: README {r[3:6] + r[8:10]}, summaries {want}")
     return bad
 

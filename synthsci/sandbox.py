@@ -214,13 +214,17 @@ class _Cgroup:
             time.sleep(0.001)
 
     def remove(self):
-        "Kill what is left, then delete the cgroup (retried: the kernel frees it a moment after its last process exits)."
+        """Kill what is left, then delete the cgroup (retried for up to 10 s: the kernel frees it a moment after its last
+        process exits, and on a loaded machine that moment can pass a second; a fixed count of tries left it behind)."""
         self.kill()
+        end = time.monotonic() + 10
         for d in self.dirs:
-            for _ in range(200):
+            while True:
                 try: os.rmdir(d); break
                 except FileNotFoundError: break
-                except OSError: self.kill(0.1); time.sleep(0.005)
+                except OSError:
+                    if time.monotonic() > end: break
+                    self.kill(0.1); time.sleep(0.005)
 
 # %% ../nbs/02_sandbox.ipynb
 def _cg_candidates() -> list[tuple[str, tuple[str, ...]]]:

@@ -8,7 +8,9 @@ full run's summary into data/summaries/effect.json and each ablation's into data
 (what the README reads). With --mlgym-root, the full run's students are also evaluated on the tasks of a user's MLGym
 checkout that run offline here (a run of its own, `<run_id>-mlgym`, branched from the full run: only its evaluate and
 aup stages run), summarised in data/summaries/effect_mlgym.json. A run that was finished before is not run again (`synthsci run` skips its complete stages): its
-numbers come from its committed summary, so re-reporting never replaces the record of the run that made them.
+numbers come from its committed summary, so re-reporting never replaces the record of the run that made them. Ablations
+(and the MLGym evaluation) measured before for the same full run, and not named now, stay in the report and the ablation
+figure from their committed summaries: measuring one more ablation adds it to the comparison.
 
 --quick: no new run (the effect takes up to two hours on 2 cores): the report re-made from the newest effect run folder
 (data/runs/effect), or else from the committed summary, in seconds; it writes nothing. Last line: the headline.
@@ -45,6 +47,22 @@ def run_effect(run_id: str, overrides: list, branch_from=None) -> tuple[Path, fl
     if r.returncode: raise SystemExit(f"the effect run {run_id} failed (exit {r.returncode}); its folder is kept for `synthsci run` to resume")
     path = ROOT / "data" / "runs" / run_id
     return path, round(time.perf_counter() - t0, 1), (read_invocations(path) or [{}])[-1].get("ran", [])
+
+
+def summary_path(name) -> Path:
+    "Where the summary of the full loop (name None), of an ablation, or of the MLGym evaluation (name 'mlgym') is committed."
+    return SUMMARY if name is None else MLGYM_SUMMARY if name == "mlgym" else ABLATION_SUMMARIES / f"{name}.json"
+
+
+def summary_run_id(path: Path):
+    "The run id a committed summary records (None where there is none)."
+    return json.loads(path.read_text()).get("run_id") if path.exists() else None
+
+
+def measured_before(run_id: str, names, have) -> dict:
+    """The ablations (and 'mlgym') of `names` not in `have` whose committed summary is of this full run's branch
+    (`<run_id>-<name>`): name -> that summary. Another full run's summaries are not mixed in."""
+    return {n: summary_path(n) for n in names if n not in have and summary_run_id(summary_path(n)) == f"{run_id}-{n}"}
 
 
 def suite_pin(run_id: str, full_run: Path) -> list:
@@ -89,7 +107,7 @@ def main():
     unknown = [x for x in names if x not in flags]
     if unknown: raise SystemExit(f"unknown ablation(s) {unknown}: known are {sorted(flags)}")
     from synthsci.pipeline import write_summary
-    runs, walls, sources = [], {}, []
+    runs, walls, sources = [], {}, {}                                         # name (None: the full loop) -> the summary reported
     mlgym = [(f"{a.run_id}-mlgym", "mlgym", ["stages.evaluate.heldout=false", f"stages.evaluate.mlgym_root={Path(a.mlgym_root).expanduser().resolve()}",
                                             f"stages.evaluate.mlgym_tasks=[{', '.join(a.mlgym_tasks)}]"])] if a.mlgym_root else []
     full_run = ROOT / "data" / "runs" / a.run_id
@@ -98,15 +116,18 @@ def main():
         src = (runs[0] if runs else a.branch_from) if fresh else None          # an ablation: from the full run
         path, wall, ran = run_effect(rid, a.overrides + extra, src)
         runs.append(path)
-        committed = SUMMARY if name is None else MLGYM_SUMMARY if name == "mlgym" else ABLATION_SUMMARIES / f"{name}.json"
-        same_run = committed.exists() and json.loads(committed.read_text()).get("run_id") == rid
+        committed = summary_path(name)
         if ran: walls[rid] = wall                                                # the wall of the work done now (a run's own is in its summary)
-        if ran or not same_run: write_summary(path, committed)                  # made (or resumed) now: its summary is the record
-        sources.append(committed)                                               # else the committed record, as the run made it
-    report = effect_report(sources[:len(sources) - len(mlgym)], ROOT / "figures" / "effect")
-    if mlgym: report["mlgym"] = dict(checkout=str(Path(a.mlgym_root).expanduser().resolve()), tasks=a.mlgym_tasks, **effect_report(sources[-1:]))
+        if ran or summary_run_id(committed) != rid: write_summary(path, committed)   # made (or resumed) now: its summary is the record
+        sources[name] = committed                                               # else the committed record, as the run made it
+    sources.update(measured_before(a.run_id, [*flags, "mlgym"], sources))     # still in the comparison
+    report = effect_report([p for n, p in sources.items() if n != "mlgym"], ROOT / "figures" / "effect")
+    if "mlgym" in sources:
+        from synthsci.core import _parse_override
+        said = dict(_parse_override(o) for o in json.loads(sources["mlgym"].read_text()).get("overrides", []))   # the checkout and tasks as that run was given them
+        report["mlgym"] = dict(checkout=said.get("stages.evaluate.mlgym_root"), tasks=said.get("stages.evaluate.mlgym_tasks"), **effect_report([sources["mlgym"]]))
     bench.write(dict(config=str(CONFIG.relative_to(ROOT)), overrides=a.overrides, branched_from=a.branch_from, ablations={x: flags[x] for x in names},
-                     run_wall_s=walls, summaries=[str(p.relative_to(ROOT)) for p in sources], **report))
+                     run_wall_s=walls, summaries=[str(p.relative_to(ROOT)) for p in sources.values()], **report))
     print(headline(report, f"{len(runs)} run(s), {bench.load()}"))
 
 

@@ -8,7 +8,7 @@ import contextlib, csv, dataclasses, importlib, json, os, re, shutil, sys, threa
 from importlib import resources
 from pathlib import Path
 from typing import Iterable, Optional
-from .core import HELDOUT_FILE, STAGES, Run, SynthsciError, atomic_write, config_conflicts, git_revision, load_config, open_run, stage_options
+from .core import HELDOUT_FILE, STAGES, Run, RunConfig, SynthsciError, atomic_write, config_conflicts, from_config, git_revision, load_config, open_run, stage_options
 
 # %% auto 0
 __all__ = ['KEPT', 'INVOCATIONS', 'TEXT_SUFFIXES', 'runs_folder', 'run_notebooks', 'plan', 'resolve', 'check_options',
@@ -324,6 +324,12 @@ def _untrained_unit(rel: Path) -> bool:
     "An evaluate unit (or its run folder) of a method that does not read the train stage: the baselines and the base student."
     return (len(rel.parts) == 1 and rel.name.startswith(("baseline-", "base-")) and rel.suffix == ".jsonl") or rel.parts[:2] == ("runs", "base")
 
+def _student_view_of(config: dict):
+    "`evaluate.student_view` of a recorded config (a manifest's dict); None where it no longer reads as a config (then nothing is copied)."
+    from synthsci.evaluate import student_view
+    try: return student_view(from_config(RunConfig, config))
+    except (SynthsciError, TypeError, ValueError): return None
+
 def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]:
     """Seed the (new) run of `cfg` with what run folder `source` already made the same way: in pipeline order, each
     stage finished there whose config (the top-level fields and the stage's own options) this config leaves unchanged,
@@ -358,11 +364,11 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
         run.update_stage(folder, record_config=True, **{k: v for k, v in e.items() if k not in ("notebook", "config", "copied_from")}, copied_from=str(src))
         copied.append(name)
     ev, folder = entry("evaluate"), STAGES["evaluate"].folder
-    view = lambda c: {f"{s}.{k}": ((c.get("stages") or {}).get(s) or {}).get(k) for s in ("sftdata", "evaluate") for k in ("keep_observations", "max_observation_chars")}
+    view = lambda c: _student_view_of(c)   # what the student sees, defaults filled in: the same view -> the same base-student units
     pinned = ev_new.get("heldout_tasks_from") is not None and Path(ev_new["heldout_tasks_from"]).resolve() == src   # the source's suite
     same_tasks = ("validate" in copied or pinned) and "evaluate" not in copied
     differs = set(config_conflicts(made_with(ev), new, folder)) - {"stages.evaluate.heldout_tasks_from"}   # pinning the same suite changes no unit
-    if "evaluate" in wanted and same_tasks and ev.get("status") == "complete" and not differs and view(made_with(ev)) == view(new):
+    if "evaluate" in wanted and same_tasks and ev.get("status") == "complete" and not differs and None != view(made_with(ev)) == view(new):
         if _copy_stage(src / folder, run_dir / folder, str(src), str(run_dir), _untrained_unit):
             run.update_stage(folder, record_config=True, copied_from=str(src), status="partial: copied",
                              copied_units=sorted(p.stem for p in (run_dir / folder).glob("*.jsonl")))

@@ -40,9 +40,9 @@ def test_an_ablation_of_validation_reruns_validation_on_its_own_copies_of_the_ta
     assert run_summary(new.path)["stages"]["taskgen"]["copied_from"] == str(src.path.resolve())
 
 
-def _source_with_evaluation(root: Path) -> Run:
+def _source_with_evaluation(root: Path, cut="stages.sftdata.max_observation_chars=600") -> Run:
     "A hand-made finished run: every stage complete, and an evaluate folder with the baseline's, the base's and the fine-tuned student's units."
-    cfg = load_config(overrides=[f"runs_dir={root}", "run_id=full", "stages.sftdata.max_observation_chars=600"])
+    cfg = load_config(overrides=[f"runs_dir={root}", "run_id=full", cut])
     src = Run.from_config(cfg)
     for folder in ("01_topics", "02_proposals", "03_grounded", "04_tasks", "05_validated", "06_rollouts", "07_filtered", "08_sft", "09_train", "10_eval"):
         src.update_stage(folder, record_config=True, units_done=1, units_total=1, status="complete", wall_s=1.0)
@@ -70,6 +70,16 @@ def test_which_stages_and_evaluate_units_an_ablation_copies(tmp_path, flag, copi
         st = run_summary(tmp_path / "abl")["stages"]["evaluate"]                      # the rest of the stage is this run's own work
         assert "copied_from" not in st and st["copied_units"] == 2 and st["units_copied_from"] == str(src.path.resolve())
     else: assert not ev.exists()
+
+
+def test_the_students_view_is_compared_with_defaults_filled_in(tmp_path):
+    "A source that spelled out the default observation cut and an ablation that leaves it unsaid show the student the same text: the base's units are copied."
+    from synthsci.sftdata import SFTDataOptions
+    src = _source_with_evaluation(tmp_path, f"stages.sftdata.max_observation_chars={SFTDataOptions().max_observation_chars}")
+    abl = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=abl", "stages.filter.enabled=false"])
+    assert branch_run(src.path, abl)[-1] == "evaluate (base, baseline)"
+    other = load_config(overrides=[f"runs_dir={tmp_path}", "run_id=abl2", "stages.filter.enabled=false", "stages.sftdata.max_observation_chars=1999"])
+    assert "evaluate (base, baseline)" not in branch_run(src.path, other)          # one character less is another view
 
 
 def test_an_unchanged_config_copies_every_finished_stage_and_a_bad_source_is_one_line(tmp_path):

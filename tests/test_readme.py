@@ -497,6 +497,20 @@ def ablations_are_the_makefiles(cmd, cwd):
     for flag in flags.values(): load_config(ROOT / "configs" / "effect.yaml", [flag])
 
 
+def test_the_effect_bench_keeps_what_was_measured_before_for_the_same_full_run(tmp_path, monkeypatch):
+    "An ablation measured in an earlier invocation stays in the comparison; one of another full run, or named now, is not taken from before."
+    sys.path.insert(0, str(ROOT / "bench"))
+    import effect
+    monkeypatch.setattr(effect, "ABLATION_SUMMARIES", tmp_path / "abl"); monkeypatch.setattr(effect, "MLGYM_SUMMARY", tmp_path / "mlgym.json")
+    (tmp_path / "abl").mkdir()
+    for name, rid in [("no_filter", "effect2-no_filter"), ("fewer_tasks", "effect-fewer_tasks")]: (tmp_path / "abl" / f"{name}.json").write_text(json.dumps(dict(run_id=rid)))
+    (tmp_path / "mlgym.json").write_text(json.dumps(dict(run_id="effect2-mlgym")))
+    names = [*effect.ablation_flags(), "mlgym"]
+    assert effect.measured_before("effect2", names, {}) == {"no_filter": tmp_path / "abl" / "no_filter.json", "mlgym": tmp_path / "mlgym.json"}
+    assert effect.measured_before("effect2", names, {"no_filter": None, "mlgym": None}) == {}
+    assert effect.measured_before("effect", names, {}) == {"fewer_tasks": tmp_path / "abl" / "fewer_tasks.json"}
+
+
 def dry_run_of_make(target: str, expected: str):
     def check(cmd, cwd):
         r = subprocess.run(["make", "-n", "-o", ".venv/.installed", *target.split()], cwd=ROOT, capture_output=True, text=True, timeout=60)

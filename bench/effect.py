@@ -10,11 +10,13 @@ checkout that run offline here (a run of its own, `<run_id>-mlgym`, branched fro
 aup stages run), summarised in data/summaries/effect_mlgym.json. A run that was finished before is not run again (`synthsci run` skips its complete stages): its
 numbers come from its committed summary, so re-reporting never replaces the record of the run that made them. Ablations
 (and the MLGym evaluation) measured before for the same full run, and not named now, stay in the report and the ablation
-figure from their committed summaries: measuring one more ablation adds it to the comparison.
+figure from their committed summaries: measuring one more ablation adds it to the comparison. With --learning-curve, the
+full loop is trained again keeping its checkpoints (run `<run_id>-curve`, from the full run's data), each checkpoint
+evaluated on the same held-out suite: the learning curve's held-out AUP, summarised in data/summaries/effect_curve.json.
 
 --quick: no new run (the effect takes up to two hours on 2 cores): the report re-made from the newest effect run folder
 (data/runs/effect), or else from the committed summary, in seconds; it writes nothing. Last line: the headline.
-Usage: python bench/effect.py [--quick] [--ablations no_filter,no_self_debugging,...] [--mlgym-root DIR [--mlgym-tasks T ...]]
+Usage: python bench/effect.py [--quick] [--ablations no_filter,no_self_debugging,...] [--learning-curve] [--mlgym-root DIR [--mlgym-tasks T ...]]
                               [--overrides k=v ...] [--run-id ID --from RUN_DIR]"""
 import argparse, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
@@ -26,6 +28,10 @@ CONFIG = ROOT / "configs" / "effect.yaml"
 SUMMARY = ROOT / "data" / "summaries" / "effect.json"
 ABLATION_SUMMARIES = ROOT / "data" / "summaries" / "effect_ablations"
 MLGYM_SUMMARY = ROOT / "data" / "summaries" / "effect_mlgym.json"
+CURVE_SUMMARY = ROOT / "data" / "summaries" / "effect_curve.json"
+# The learning curve's run: the full loop trained again keeping its checkpoints (every save_steps), each evaluated on
+# the same held-out suite as method finetuned@<step>; it also measures how far a second training of the same config lands.
+CURVE_FLAGS = ["stages.train.save_total_limit=100", "stages.evaluate.checkpoints=true"]
 # MLGym's tasks that run offline on a CPU machine (the others need the Hub, a GPU, data MLGym does not ship, or the RL extra);
 # regressionKaggleHousePriceL1 is left out: the same task and id as regressionKaggleHousePrice, with a shorter prompt.
 MLGYM_TASKS = ["regressionKaggleHousePrice", "titanic", "battleOfSexes", "prisonersDilemma", "blotto"]
@@ -50,8 +56,8 @@ def run_effect(run_id: str, overrides: list, branch_from=None) -> tuple[Path, fl
 
 
 def summary_path(name) -> Path:
-    "Where the summary of the full loop (name None), of an ablation, or of the MLGym evaluation (name 'mlgym') is committed."
-    return SUMMARY if name is None else MLGYM_SUMMARY if name == "mlgym" else ABLATION_SUMMARIES / f"{name}.json"
+    "Where the summary of the full loop (name None), of an ablation, of the MLGym evaluation ('mlgym') or of the learning curve's run ('curve') is committed."
+    return SUMMARY if name is None else MLGYM_SUMMARY if name == "mlgym" else CURVE_SUMMARY if name == "curve" else ABLATION_SUMMARIES / f"{name}.json"
 
 
 def summary_run_id(path: Path):
@@ -89,6 +95,7 @@ def main():
     ap.add_argument("--overrides", nargs="*", default=[], help="overrides for every run (e.g. to size a rehearsal)")
     ap.add_argument("--mlgym-root", default=None, help="also evaluate the full run's students on this MLGym checkout (`synthsci mlgym prepare` it first)")
     ap.add_argument("--mlgym-tasks", nargs="*", default=MLGYM_TASKS, help="its task YAMLs to run (default: those that run offline on a CPU)")
+    ap.add_argument("--learning-curve", action="store_true", help="also train the full loop again keeping its checkpoints, and evaluate each on the held-out suite (run <run_id>-curve)")
     ap.add_argument("--run-id", default="effect", help="the full loop's run id (default effect)")
     ap.add_argument("--from", dest="branch_from", default=None, help="start the full loop from this run's stages that the config leaves unchanged")
     a = ap.parse_args()
@@ -111,7 +118,8 @@ def main():
     mlgym = [(f"{a.run_id}-mlgym", "mlgym", ["stages.evaluate.heldout=false", f"stages.evaluate.mlgym_root={Path(a.mlgym_root).expanduser().resolve()}",
                                             f"stages.evaluate.mlgym_tasks=[{', '.join(a.mlgym_tasks)}]"])] if a.mlgym_root else []
     full_run = ROOT / "data" / "runs" / a.run_id
-    for rid, name, extra in [(a.run_id, None, [])] + [(f"{a.run_id}-{x}", x, [flags[x], *suite_pin(f"{a.run_id}-{x}", full_run)]) for x in names] + mlgym:
+    curve = [(f"{a.run_id}-curve", "curve", [*CURVE_FLAGS, *suite_pin(f"{a.run_id}-curve", full_run)])] if a.learning_curve else []
+    for rid, name, extra in [(a.run_id, None, [])] + [(f"{a.run_id}-{x}", x, [flags[x], *suite_pin(f"{a.run_id}-{x}", full_run)]) for x in names] + curve + mlgym:
         fresh = not (ROOT / "data" / "runs" / rid / "manifest.json").exists()
         src = (runs[0] if runs else a.branch_from) if fresh else None          # an ablation: from the full run
         path, wall, ran = run_effect(rid, a.overrides + extra, src)
@@ -120,8 +128,8 @@ def main():
         if ran: walls[rid] = wall                                                # the wall of the work done now (a run's own is in its summary)
         if ran or summary_run_id(committed) != rid: write_summary(path, committed)   # made (or resumed) now: its summary is the record
         sources[name] = committed                                               # else the committed record, as the run made it
-    sources.update(measured_before(a.run_id, [*flags, "mlgym"], sources))     # still in the comparison
-    report = effect_report([p for n, p in sources.items() if n != "mlgym"], ROOT / "figures" / "effect")
+    sources.update(measured_before(a.run_id, [*flags, "curve", "mlgym"], sources))   # still in the comparison
+    report = effect_report([p for n, p in sources.items() if n not in ("curve", "mlgym")], ROOT / "figures" / "effect", curve=sources.get("curve"))
     if "mlgym" in sources:
         from synthsci.core import _parse_override
         said = dict(_parse_override(o) for o in json.loads(sources["mlgym"].read_text()).get("overrides", []))   # the checkout and tasks as that run was given them

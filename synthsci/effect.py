@@ -9,8 +9,8 @@ from .core import SynthsciError, atomic_write
 from .plots import new_figure, save_figure, method_colors
 
 # %% auto 0
-__all__ = ['METHODS', 'effect_numbers', 'verdict', 'plot_effect_aup', 'plot_learning_curve', 'plot_format_errors',
-           'plot_ablations', 'read_summary', 'effect_report']
+__all__ = ['METHODS', 'effect_numbers', 'verdict', 'plot_effect_aup', 'heldout_aup_points', 'plot_learning_curve',
+           'plot_format_errors', 'plot_ablations', 'read_summary', 'effect_report']
 
 # %% ../nbs/51_effect.ipynb
 METHODS = ("baseline", "base", "finetuned")
@@ -76,6 +76,16 @@ def plot_effect_aup(numbers: Mapping):
     fig.text(0.01, -0.02, note, fontsize=7, ha="left", va="top")
     return fig
 
+def heldout_aup_points(summary: Mapping) -> list:
+    """`[(training step, held-out AUP best attempt)]`: the base student at step 0, each checkpoint evaluated (`finetuned@<step>`)
+    and the fine-tuned student at the last step; [] where the run evaluated no fine-tuned student."""
+    n, steps = effect_numbers(summary), (summary.get("train") or {}).get("steps")
+    a0, a1 = _get(n, "methods", "base", "aup_best_attempt"), _get(n, "methods", "finetuned", "aup_best_attempt")
+    if a0 is None or a1 is None or not steps: return []
+    ckpts = sorted((int(m.split("@", 1)[1]), v["aup_best_attempt"]) for m, v in n["methods"].items()
+                   if m.startswith("finetuned@") and m.split("@", 1)[1].isdigit() and v.get("aup_best_attempt") is not None)
+    return [(0, a0), *ckpts, (steps, a1)]
+
 def plot_learning_curve(summary: Mapping):
     """Training (and evaluation) loss against steps; the held-out AUP of the base student (step 0), of each checkpoint evaluated
     (`finetuned@<step>`, stages.evaluate.checkpoints) and of the fine-tuned student (last step)."""
@@ -86,12 +96,8 @@ def plot_learning_curve(summary: Mapping):
         pts = tr.get(key) or []
         if pts: ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=label, color="C0" if key == "loss" else "C1", ms=3)
     ax.set_xlabel("training step"); ax.set_ylabel("loss (assistant tokens)")
-    n = effect_numbers(summary)
-    a0, a1 = _get(n, "methods", "base", "aup_best_attempt"), _get(n, "methods", "finetuned", "aup_best_attempt")
-    if a0 is not None and a1 is not None and tr.get("steps"):
-        ckpts = sorted((int(m.split("@", 1)[1]), v["aup_best_attempt"]) for m, v in n["methods"].items()
-                       if m.startswith("finetuned@") and m.split("@", 1)[1].isdigit() and v.get("aup_best_attempt") is not None)
-        pts = [(0, a0), *ckpts, (tr["steps"], a1)]
+    pts = heldout_aup_points(summary)
+    if pts:
         ax2 = ax.twinx()
         ax2.plot([p[0] for p in pts], [p[1] for p in pts], "s:", color="C2", label="held-out AUP (Best Attempt)")
         ax2.set_ylabel("held-out AUP"); ax2.spines["right"].set_visible(True)
@@ -142,16 +148,19 @@ def read_summary(run_dir) -> dict:
     if not p.is_dir(): raise SynthsciError(f"{p} is neither a run folder nor a summary file")
     return run_summary(p)
 
-def effect_report(runs: list, out=None, dpi: int = 130) -> dict:
-    "The effect's numbers for each run (the first the full loop, the others ablations) and, with `out`, its figures there."
+def effect_report(runs: list, out=None, dpi: int = 130, curve=None) -> dict:
+    """The effect's numbers for each run (the first the full loop, the others ablations) and, with `out`, its figures there.
+    `curve`: a run of the full loop that kept and evaluated its checkpoints (stages.evaluate.checkpoints), drawn as the learning curve."""
     if not runs: raise SynthsciError("effect_report: name at least one run (its folder or summary.json)")
     sums = [read_summary(r) for r in runs]
+    curve_summary = read_summary(curve) if curve is not None else sums[0]
     nums = [effect_numbers(s) for s in sums]
     report = dict(runs=nums, verdict=verdict(nums[0]))
+    if curve is not None: report["learning_curve"] = dict(run_id=curve_summary.get("run_id"), heldout_aup_best_attempt=heldout_aup_points(curve_summary))
     if out is not None:
         out = Path(out)
         save_figure(plot_effect_aup(nums[0]), out, "effect_aup", dpi)
-        save_figure(plot_learning_curve(sums[0]), out, "effect_learning_curve", dpi)
+        save_figure(plot_learning_curve(curve_summary), out, "effect_learning_curve", dpi)
         save_figure(plot_format_errors(nums[0]), out, "effect_format_errors", dpi)
         if len(nums) > 1: save_figure(plot_ablations(nums), out, "effect_ablations", dpi)
         atomic_write(out / "effect.json", json.dumps(report, indent=1) + "\n")

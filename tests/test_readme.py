@@ -263,16 +263,32 @@ EFFECT_PROSE = [  # (a claim in the effect section's sentences, what it must sta
 ]
 
 
-def effect_mismatches(text: str, e, ablations=None, mlgym=...) -> list[str]:
-    """Every disagreement between the README's effect section and the effect run's summary `e` (None: no run committed)
-    and the ablations' (name -> summary; default: data/summaries/effect_ablations/)."""
+CURVE_PROSE = [  # (a claim in the learning curve's sentences, what it must state, from the full run's summary e and the curve run's c)
+    (r"run `([\w-]+)` trained the full loop again", lambda e, c: c["run_id"]),
+    (r"fine-tuned student's AUP \(best attempt\) is\s+([\d.]+) where", lambda e, c: c["eval_stats"]["methods"]["finetuned"]["aup"]["best_attempt"]),
+    (r"where `([\w-]+)`'s is [\d.]+\.", lambda e, c: e["run_id"]),
+    (r"where `[\w-]+`'s is ([\d.]+)\.", lambda e, c: e["eval_stats"]["methods"]["finetuned"]["aup"]["best_attempt"]),
+]
+
+
+def curve_step(method: str, c):
+    "The training step the learning curve's run evaluated `method` at (None: the baseline)."
+    return 0 if method == "base" else int(method.split("@")[1]) if method.startswith("finetuned@") else c["train"]["steps"] if method == "finetuned" else None
+
+
+def effect_mismatches(text: str, e, ablations=None, mlgym=..., curve=...) -> list[str]:
+    """Every disagreement between the README's effect section and the effect run's summary `e` (None: no run committed),
+    the ablations' (name -> summary; default: data/summaries/effect_ablations/), the MLGym run's and the learning curve run's."""
     ablations = ablation_summaries() if ablations is None else ablations
     mlgym = mlgym_summary() if mlgym is ... else mlgym
+    curve = curve_summary() if curve is ... else curve
     sec = section(text, "### Does the loop teach?", "## A tour")
     bad_mlgym = ["the MLGym summary and the README's MLGym table: one is there without the other"] if (mlgym is not None) != ("effect on MLGym: method" in sec) else []
     if e is None:
         return [] if "No full effect run has been measured yet" in sec else ["no effect summary is committed, yet the README states an effect"]
     bad, sec = bad_mlgym, sec[sec.index("The measured run:"):]
+    if (curve is not None) != ("effect: learning curve, method" in sec): bad.append("the learning curve's summary and its README table: one is there without the other")
+    if curve is None and "the held-out AUP of the checkpoints in between is not measured yet" not in sec: bad.append("no learning curve run, and the README does not say so")
     for header, rows in tables(sec):
         if header[0].startswith("effect on MLGym") and mlgym is None: continue          # said above
         if header[0] in ("effect: method", "effect on MLGym: method"):
@@ -301,6 +317,10 @@ def effect_mismatches(text: str, e, ablations=None, mlgym=...) -> list[str]:
             bad.extend(f"effect stage {key(r[0])}: README {r[1]!r}" for r in rows if not same(r[1], e["stages"].get(key(r[0]), {}).get("wall_s")))
             made = lambda st: f"copied from `{Path(st['copied_from']).name}` (`--from`)" if st.get("copied_from") else "this run"
             bad.extend(f"effect stage {key(r[0])} made by: README {r[2]!r}" for r in rows if r[2] != made(e["stages"].get(key(r[0]), {})))
+        elif header[0] == "effect: learning curve, method" and curve is not None:
+            if header[-1] != "training step": bad.append(f"learning curve columns: {header}")
+            bad.extend(method_mismatches(header[0], [r[:-1] for r in rows], curve))
+            bad.extend(f"learning curve {key(r[0])}: README step {r[-1]!r}" for r in rows if not same(r[-1], curve_step(key(r[0]), curve)))
         elif header[0] == "effect: ablation":
             bad.extend(ablation_mismatches(rows, e, ablations))
         else: bad.append(f"a table the test cannot check in the effect section: {header}")
@@ -313,10 +333,10 @@ def effect_mismatches(text: str, e, ablations=None, mlgym=...) -> list[str]:
             for n, a in ablations.items()}
     if said != want: bad.append(f"the ablations' verdicts: README {said}, summaries {want}")
     checked = []
-    for pattern, value in EFFECT_PROSE:
+    for pattern, value in EFFECT_PROSE + (CURVE_PROSE if curve is not None else []):
         ms_ = list(re.finditer(pattern, prose))
         if len(ms_) != 1: bad.append(f"the effect claim /{pattern}/ is there {len(ms_)} times, expected once"); continue
-        want = value(e)
+        want = value(e) if (pattern, value) in EFFECT_PROSE else value(e, curve)
         if not same(ms_[0].group(1).rstrip("%").lstrip("+"), want): bad.append(f"the effect claim /{pattern}/: README {ms_[0].group(1)!r}, summary {want!r}")
         checked.append(ms_[0].span(1))
     for m in re.finditer(r"(?<![\w.$-])[+-]?\d[\d,]*(?:\.\d+)?%?(?![\w-])", prose):
@@ -324,6 +344,10 @@ def effect_mismatches(text: str, e, ablations=None, mlgym=...) -> list[str]:
         if not inside_code and not any(a <= m.start() < b for a, b in checked):
             bad.append(f"an unchecked number in the effect section: {m.group()!r} in {prose[max(0, m.start() - 60):m.end() + 20]!r}")
     return bad
+
+
+def curve_summary():
+    return json.loads((SUMS / "effect_curve.json").read_text()) if (SUMS / "effect_curve.json").exists() else None
 
 
 def mlgym_summary():
@@ -405,6 +429,14 @@ def test_a_planted_effect_error_is_found():
         t = json.loads(json.dumps(a)); t["eval_stats"]["comparison"]["aup_difference"]["best_attempt"].update(estimate=9.0, low=8.0, high=10.0)
         assert any("verdicts" in x for x in effect_mismatches(text, e, {**ablation_summaries(), name: t}))
     assert effect_mismatches(text, e, {**ablation_summaries(), "planted": e})
+    c = curve_summary()
+    if c is None: assert effect_mismatches(text, e, curve=e)                           # a learning curve the README does not show
+    else:
+        t = json.loads(json.dumps(c)); m = next(k for k in t["eval_stats"]["methods"] if k.startswith("finetuned@"))
+        t["eval_stats"]["methods"][m]["aup"]["best_attempt"] += 0.01
+        assert effect_mismatches(text, e, curve=t)
+        assert effect_mismatches(text, e, curve={**c, "train": {**c["train"], "steps": c["train"]["steps"] + 1}})
+        assert effect_mismatches(text, e, curve=None)
     g = mlgym_summary()
     if g is None: assert effect_mismatches(text, e, mlgym=e); return                   # a summary the README does not show
     for path in (("eval_stats", "methods", "finetuned", "aup", "best_submission"), ("eval_stats", "comparison", "aup_difference", "best_attempt", "low")):

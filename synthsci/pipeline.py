@@ -11,10 +11,11 @@ from typing import Iterable, Optional
 from .core import HELDOUT_FILE, STAGES, Run, RunConfig, SynthsciError, atomic_write, config_conflicts, from_config, git_revision, load_config, open_run, stage_options
 
 # %% auto 0
-__all__ = ['KEPT', 'INVOCATIONS', 'TEXT_SUFFIXES', 'runs_folder', 'run_notebooks', 'plan', 'resolve', 'check_options',
-           'as_overrides', 'notebook_config', 'kept_rejected', 'stage_numbers', 'stage_line', 'Lines', 'StageTerminal',
-           'kernel_manager', 'disk_bytes', 'code_revision', 'read_invocations', 'worked_invocations', 'save_invocation',
-           'train_summary', 'eval_summary', 'run_summary', 'write_summary', 'branch_run', 'run_pipeline']
+__all__ = ['KEPT', 'INVOCATIONS', 'TEXT_SUFFIXES', 'METHOD_ONLY_FIELDS', 'runs_folder', 'run_notebooks', 'plan', 'resolve',
+           'check_options', 'as_overrides', 'notebook_config', 'kept_rejected', 'stage_numbers', 'stage_line', 'Lines',
+           'StageTerminal', 'kernel_manager', 'disk_bytes', 'code_revision', 'read_invocations', 'worked_invocations',
+           'save_invocation', 'train_summary', 'eval_summary', 'run_summary', 'write_summary', 'branch_run',
+           'run_pipeline']
 
 # %% ../nbs/60_pipeline.ipynb
 def runs_folder() -> Path:
@@ -320,6 +321,9 @@ def _copy_stage(src: Path, dst: Path, old: str, new: str, only=None) -> int:
         atomic_write(q, data); n += 1
     return n
 
+METHOD_ONLY_FIELDS = ("stages.evaluate.heldout_tasks_from",   # pinning the same suite changes no unit
+                      "stages.evaluate.checkpoints", "stages.evaluate.methods")   # more methods evaluated beside them change no baseline's or base student's unit
+
 def _untrained_unit(rel: Path) -> bool:
     "An evaluate unit (or its run folder) of a method that does not read the train stage: the baselines and the base student."
     return (len(rel.parts) == 1 and rel.name.startswith(("baseline-", "base-")) and rel.suffix == ".jsonl") or rel.parts[:2] == ("runs", "base")
@@ -335,7 +339,7 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
     stage finished there whose config (the top-level fields and the stage's own options) this config leaves unchanged,
     up to the first stage that differs; from there on everything runs anew. The records' paths into the source run
     are rewritten to the new run's. When the stages up to validate were copied and the evaluation is set the same
-    (its options and the student's view), the evaluate units of the methods that training does not touch (the
+    (its options, apart from methods added beside them, and the student's view), the evaluate units of the methods that training does not touch (the
     baselines and the base student) are copied too; so they are when the evaluation is pinned to the source's held-out
     suite (`stages.evaluate.heldout_tasks_from`). The source's held-out split (`heldout.json`) is copied when this config
     asks for the same one, so an ablation that changes the tasks never trains on the full loop's held-out datasets. An
@@ -367,7 +371,7 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
     view = lambda c: _student_view_of(c)   # what the student sees, defaults filled in: the same view -> the same base-student units
     pinned = ev_new.get("heldout_tasks_from") is not None and Path(ev_new["heldout_tasks_from"]).resolve() == src   # the source's suite
     same_tasks = ("validate" in copied or pinned) and "evaluate" not in copied
-    differs = set(config_conflicts(made_with(ev), new, folder)) - {"stages.evaluate.heldout_tasks_from"}   # pinning the same suite changes no unit
+    differs = {k for k in config_conflicts(made_with(ev), new, folder) if k not in METHOD_ONLY_FIELDS and not k.startswith("stages.evaluate.methods.")}
     if "evaluate" in wanted and same_tasks and ev.get("status") == "complete" and not differs and None != view(made_with(ev)) == view(new):
         if _copy_stage(src / folder, run_dir / folder, str(src), str(run_dir), _untrained_unit):
             run.update_stage(folder, record_config=True, copied_from=str(src), status="partial: copied",

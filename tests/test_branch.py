@@ -56,6 +56,8 @@ def _source_with_evaluation(root: Path, cut="stages.sftdata.max_observation_char
     ("stages.sftdata.max_observation_chars=null", ["topics", "proposals", "grounding", "taskgen", "validate", "rollouts", "filter"], None),   # the student's view changed
     ("stages.validate.k=1", ["topics", "proposals", "grounding", "taskgen"], None),                                                         # other tasks
     ("stages.evaluate.k=5", ["topics", "proposals", "grounding", "taskgen", "validate", "rollouts", "filter", "sftdata", "train"], None),
+    ("stages.evaluate.checkpoints=true", ["topics", "proposals", "grounding", "taskgen", "validate", "rollouts", "filter", "sftdata", "train"],
+     ["base-t1", "baseline-t1"]),                                                                                                        # more methods beside the same ones
 ])
 def test_which_stages_and_evaluate_units_an_ablation_copies(tmp_path, flag, copied, eval_units):
     src = _source_with_evaluation(tmp_path)

@@ -397,11 +397,11 @@ def ablation_mismatches(rows, e, ablations) -> list[str]:
         ft = s["eval_stats"]["methods"].get("finetuned") or {}
         flag = next((o for o in s.get("overrides") or [] if not o.startswith("run_id=")), None)
         if r[1] != (f"`{flag}`" if flag else "-") or r[2] != f"`{s['run_id']}`": bad.append(f"ablation {key(r[0])}: flag/run {r[1:3]}")
-        bad.extend(f"ablation {key(r[0])} {kind}: README {cell}" for kind, cell in (("best_attempt", r[6]), ("best_submission", r[7]))
+        bad.extend(f"ablation {key(r[0])} {kind}: README {cell}" for kind, cell in (("best_attempt", r[7]), ("best_submission", r[8]))
                    if not interval_is(cell, s, kind))
-        want = [s["train"]["data"]["train"]["rows"], s["train"]["tokens_trained"], ft.get("aup", {}).get("best_attempt"),
+        want = [s["train"]["data"]["train"]["rows"], s["train"]["data"]["train"]["tasks"], s["train"]["tokens_trained"], ft.get("aup", {}).get("best_attempt"),
                 _pct(ft.get("scored_submission_share")), _pct(ft.get("format_error_turn_share"))]
-        if not all(same(c.rstrip("%"), w) for c, w in zip(r[3:6] + r[8:10], want)): bad.append(f"ablation {key(r[0])}: README {r[3:6] + r[8:10]}, summaries {want}")
+        if not all(same(c.rstrip("%"), w) for c, w in zip(r[3:7] + r[9:11], want)): bad.append(f"ablation {key(r[0])}: README {r[3:7] + r[9:11]}, summaries {want}")
     return bad
 
 

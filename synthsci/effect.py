@@ -101,9 +101,9 @@ def plot_learning_curve(summary: Mapping):
         ax2 = ax.twinx()
         ax2.plot([p[0] for p in pts], [p[1] for p in pts], "s:", color="C2", label="held-out AUP (Best Attempt)")
         ax2.set_ylabel("held-out AUP"); ax2.spines["right"].set_visible(True)
-        ax2.legend(frameon=False, loc="upper right")
+        ax2.legend(frameon=False, loc="upper right", bbox_to_anchor=(1, -0.2), fontsize=7)   # below the axes: the AUP line reaches the top
     if not tr.get("loss"): ax.text(0.5, 0.5, "no training in this run", transform=ax.transAxes, ha="center")
-    ax.legend(frameon=False, loc="upper center")
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(0, -0.2), fontsize=7)
     ax.set_title(f"{summary.get('run_id')}: learning curve ({_fmt(tr.get('tokens_trained'))} tokens trained)", loc="left")
     return fig
 

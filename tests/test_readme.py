@@ -319,7 +319,8 @@ def effect_mismatches(text: str, e, ablations=None, mlgym=..., curve=...) -> lis
             bad.extend(f"effect stage {key(r[0])} made by: README {r[2]!r}" for r in rows if r[2] != made(e["stages"].get(key(r[0]), {})))
         elif header[0] == "effect: learning curve, method" and curve is not None:
             if header[-1] != "training step": bad.append(f"learning curve columns: {header}")
-            bad.extend(method_mismatches(header[0], [r[:-1] for r in rows], curve))
+            by_step = dict(sorted(curve["eval_stats"]["methods"].items(), key=lambda kv: -1 if curve_step(kv[0], curve) is None else curve_step(kv[0], curve)))
+            bad.extend(method_mismatches(header[0], [r[:-1] for r in rows], {"eval_stats": {"methods": by_step}}))   # in training order
             bad.extend(f"learning curve {key(r[0])}: README step {r[-1]!r}" for r in rows if not same(r[-1], curve_step(key(r[0]), curve)))
         elif header[0] == "effect: ablation":
             bad.extend(ablation_mismatches(rows, e, ablations))

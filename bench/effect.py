@@ -66,7 +66,7 @@ def summary_run_id(path: Path):
 
 
 def measured_before(run_id: str, names, have) -> dict:
-    """The ablations (and 'mlgym') of `names` not in `have` whose committed summary is of this full run's branch
+    """The ablations (and 'curve', 'mlgym') of `names` not in `have` whose committed summary is of this full run's branch
     (`<run_id>-<name>`): name -> that summary. Another full run's summaries are not mixed in."""
     return {n: summary_path(n) for n in names if n not in have and summary_run_id(summary_path(n)) == f"{run_id}-{n}"}
 

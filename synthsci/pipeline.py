@@ -368,11 +368,11 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
         run.update_stage(folder, record_config=True, **{k: v for k, v in e.items() if k not in ("notebook", "config", "copied_from")}, copied_from=str(src))
         copied.append(name)
     ev, folder = entry("evaluate"), STAGES["evaluate"].folder
-    view = lambda c: _student_view_of(c)   # what the student sees, defaults filled in: the same view -> the same base-student units
     pinned = ev_new.get("heldout_tasks_from") is not None and Path(ev_new["heldout_tasks_from"]).resolve() == src   # the source's suite
     same_tasks = ("validate" in copied or pinned) and "evaluate" not in copied
-    differs = {k for k in config_conflicts(made_with(ev), new, folder) if k not in METHOD_ONLY_FIELDS and not k.startswith("stages.evaluate.methods.")}
-    if "evaluate" in wanted and same_tasks and ev.get("status") == "complete" and not differs and None != view(made_with(ev)) == view(new):
+    differs = [k for k in config_conflicts(made_with(ev), new, folder) if not any(k == f or k.startswith(f + ".") for f in METHOD_ONLY_FIELDS)]
+    same_view = None != _student_view_of(made_with(ev)) == _student_view_of(new)   # what the student sees, defaults filled in
+    if "evaluate" in wanted and same_tasks and ev.get("status") == "complete" and not differs and same_view:
         if _copy_stage(src / folder, run_dir / folder, str(src), str(run_dir), _untrained_unit):
             run.update_stage(folder, record_config=True, copied_from=str(src), status="partial: copied",
                              copied_units=sorted(p.stem for p in (run_dir / folder).glob("*.jsonl")))

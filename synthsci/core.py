@@ -323,9 +323,10 @@ class LLMConfig:
     requests_per_minute: Optional[int] = None   # the provider's rate limits, kept by waiting (None: no limit)
     tokens_per_minute: Optional[int] = None     # input + output tokens
     batch: bool = False                 # the non-interactive stages (topics, proposals, taskgen, fixes) use the provider's batch interface: half the price, up to 24 h of latency; journaled in <cache_dir>/batches
+    batch_size: int = 256               # at most this many requests in one batch; a stage with more sends several, and the units of one finish before the next is answered
 
     def __post_init__(self):
-        check_ranges(self, max_retries=(0, None), max_concurrency=(1, None), requests_per_minute=(1, None), tokens_per_minute=(1, None))
+        check_ranges(self, max_retries=(0, None), max_concurrency=(1, None), requests_per_minute=(1, None), tokens_per_minute=(1, None), batch_size=(1, None))
         if isinstance(self.timeout_s, (int, float)) and not self.timeout_s > 0: raise SynthsciError(f"timeout_s must be > 0, not {self.timeout_s!r}")
 
 @dataclass

@@ -986,7 +986,8 @@ def llm_from_config(cfg: LLMConfig, role: str = "teacher", ledger: Optional[Ledg
     "`get_llm` with the settings of a run config's `teacher` or `student` section."
     return get_llm(cfg.spec, role=role, cache=cfg.cache, cache_dir=cache_dir, ledger=ledger, max_retries=cfg.max_retries,
                    timeout_s=cfg.timeout_s, max_concurrency=cfg.max_concurrency, scripted=scripted,
-                   requests_per_minute=cfg.requests_per_minute, tokens_per_minute=cfg.tokens_per_minute, batch=getattr(cfg, "batch", False))
+                   requests_per_minute=cfg.requests_per_minute, tokens_per_minute=cfg.tokens_per_minute, batch=getattr(cfg, "batch", False),
+                   batch_size=getattr(cfg, "batch_size", 256))
 
 def stage_workers(llm, workers: int) -> int:
     "The threads a stage should run its units on: with batches, enough to fill one (they wait on it, they do not compute), else `workers`."

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 import pytest
-from synthsci.core import Ledger, LLMConfig
+from synthsci.core import Ledger, LLMConfig, SynthsciError
 from synthsci.llm import (BATCH_DISCOUNT, BatchLLM, Completion, LLMError, OpenAIBatches, ScriptedLLM, Usage, cost_usd, get_llm,
                           layers, llm_from_config, stage_workers)
 from synthsci.serve import ChatServer, Recordings
@@ -230,3 +230,6 @@ def test_the_config_turns_batches_on(tmp_path, monkeypatch):
     assert (stage_workers(on, 2), stage_workers(off, 2), layers(on)[0]._slots._value) == (256, 2, 256)   # a waiting call holds no connection
     scripted = llm_from_config(BatchedConfig(spec="scripted"), cache_dir=tmp_path, scripted=lambda m, **p: "ok")
     assert not any(isinstance(l, BatchLLM) for l in layers(scripted))           # no batch interface: called as usual
+    small = llm_from_config(LLMConfig(spec="openai:gpt-5", batch=True, batch_size=8), cache_dir=tmp_path)
+    assert (layers(small)[2].max_batch, stage_workers(small, 2)) == (8, 8)      # teacher.batch_size caps a batch
+    with pytest.raises(SynthsciError, match="batch_size"): LLMConfig(batch=True, batch_size=0)

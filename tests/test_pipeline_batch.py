@@ -1,7 +1,8 @@
 """A real pipeline whose teacher answers through a provider's batch interface: `synthsci serve --spec scripted` (the
 offline teacher behind the providers' wire formats, batches included) in front of `synthsci run` topics -> proposals ->
 grounding -> taskgen with `teacher.spec` an `openai:` or `anthropic:` model and `teacher.batch: true`, killed with
-SIGKILL mid-stage while one of its batches is pending, then resumed. Compared with the same pipeline with batch off,
+SIGKILL mid-stage while one of its batches is pending (batches of 2 requests, so some of the stage's units are
+already finished), then resumed. Compared with the same pipeline with batch off,
 through the same kind of server: the same units, rejections and task ids; the same requests, each answered once; the
 same tokens at half the price."""
 import json, os, re, signal, subprocess, sys, threading, time, urllib.request
@@ -16,10 +17,10 @@ from synthsci.pipeline import kept_rejected
 CLI = [sys.executable, "-m", "synthsci.cli"]
 STAGES = {"topics": "01_topics", "proposals": "02_proposals", "grounding": "03_grounded", "taskgen": "04_tasks"}
 SPECS = {"openai": "openai:gpt-4.1", "anthropic": "anthropic:claude-sonnet-4-6"}   # both priced, so that the discount shows
-KILL_IN = {"openai": "grounding", "anthropic": "taskgen"}   # stages where some units finish before the batch the others wait on
+KILL_IN = {"openai": "grounding", "anthropic": "taskgen"}   # stages of more units than a batch holds (batch_size): some finish before the batch the others wait on
 CONFIG = """run_id: {run_id}
 runs_dir: {runs}
-teacher: {{spec: "{spec}", cache: record, max_retries: 0, batch: {batch}}}
+teacher: {{spec: "{spec}", cache: record, max_retries: 0, batch: {batch}, batch_size: 2}}
 pipeline: [{stages}]
 stages:
   topics: {{n_topics: 5, areas: [tabular]}}
@@ -81,9 +82,15 @@ class Pipeline:
         d = self.run_dir / "cache" / "llm" / "batches"
         return {e["id"]: e for e in (json.loads(p.read_text()) for p in sorted(d.glob("*.json")) if not p.name.endswith(".results.json"))}
 
+    def finished_units(self) -> dict:
+        "The units of the stage to kill that are written (kept or rejected): file name -> modification time."
+        folder = self.run_dir / STAGES[KILL_IN[self.provider]]
+        return {str(f.relative_to(folder)): f.stat().st_mtime_ns for f in [*folder.glob("*.jsonl"), *folder.glob("rejected/*.jsonl")]}
+
     def pending_batch(self):
-        "The id of a batch sent and journaled while the stage to kill in runs, still without results; else None."
-        if f"[synthsci] {KILL_IN[self.provider]}: " not in self.logs[-1].read_text(): return None
+        """The id of a batch sent and journaled while the stage to kill in runs, still without results, once some of the
+        stage's units are finished (a batch after its first: a debugging round); else None."""
+        if f"[synthsci] {KILL_IN[self.provider]}: " not in self.logs[-1].read_text() or not self.finished_units(): return None
         for bid, e in self.journal().items():
             if e["state"] == "sent": return bid
         return None
@@ -132,9 +139,8 @@ def runs(tmp_path_factory):
                 assert b.proc.poll() is None, f"{p}: the run ended before a batch of {KILL_IN[p]} was pending:\n{b.log()[-3000:]}"
                 if (bid := b.pending_batch()) is None: continue
                 os.killpg(b.proc.pid, signal.SIGKILL); b.proc.wait()
-                stage = b.run_dir / STAGES[KILL_IN[p]]
                 kills[p] = dict(batch=bid, server_status=servers[p].status(p, bid), answered=len(servers[p].answered()),
-                                done={f.name: f.stat().st_mtime_ns for f in stage.glob("*.jsonl")},
+                                done=b.finished_units(),
                                 status=json.loads((b.run_dir / "manifest.json").read_text())["stages"][STAGES[KILL_IN[p]]]["status"])
                 b.start()                                                              # resume: the same command again
             time.sleep(0.05)
@@ -190,8 +196,6 @@ def test_each_request_answered_once_at_half_the_price(runs, provider):
 def test_a_kill_mid_stage_with_a_pending_batch_resumes_without_sending_again(runs, provider):
     k, run, server = runs["kills"][provider], runs["batch"][provider], runs["servers"][provider]
     assert k["server_status"] in ("validating", "in_progress") and k["status"] == "running"   # killed mid-stage, its batch pending
-    # units finished before the kill (none when the whole stage went out in one batch, as on a quiet machine) are not redone
-    folder = run.run_dir / STAGES[KILL_IN[provider]]
-    assert all((folder / name).stat().st_mtime_ns == t for name, t in k["done"].items())   # the finished units were not redone
+    assert k["done"] and run.finished_units().items() >= k["done"].items()   # the units finished before the kill were not redone
     assert run.log().count(f"[synthsci] {KILL_IN[provider]}: complete") == 1 and len(run.logs) == 2
     assert server.batches().count(k["batch"]) == 1 and run.journal()[k["batch"]]["state"] == "done"   # the pending batch, collected by the resumed run

@@ -280,6 +280,8 @@ def run_summary(run_dir) -> dict:
     stages = {s: {**stage_numbers(st.folder, entries[st.folder]), "disk_bytes": disk_bytes(run_dir / st.folder)}
               for s, st in STAGES.items() if st.folder in entries}
     funnels = {s: entries[STAGES[s].folder]["funnel"] for s in ("validate", "filter", "sftdata") if "funnel" in entries.get(STAGES[s].folder, {})}
+    sft = entries.get(STAGES["sftdata"].folder) or {}
+    student_view = {**sft["student_view"], "examples": (sft.get("funnel") or [{}])[-1].get("kept")} if sft.get("student_view") else None   # the funnel's last step: the examples that fit
     aup = [dict(method=r["method"], best_aup=_num(r.get("best_aup")), last_aup=_num(r.get("last_aup")))
            for r in _csv_rows(run_dir / STAGES["aup"].folder / "aup.csv")]
     ev = run_dir / STAGES["evaluate"].folder
@@ -295,7 +297,7 @@ def run_summary(run_dir) -> dict:
         invocations=len(invs),
         wall_s=dict(stages=add("wall_s"), notebooks=add("notebook_wall_s"),
                     pipeline=round(sum(i.get("wall_s") or 0 for i in invs), 2) if invs else None),
-        stages=stages, funnels=funnels, aup=aup or None, scores=scores or None,
+        stages=stages, funnels=funnels, student_view=student_view, aup=aup or None, scores=scores or None,
         train=train_summary(run_dir), eval_stats=eval_summary(run_dir),
         figures=sorted(p.name for p in fig.iterdir() if p.suffix in (".png", ".pdf", ".svg")) if fig.is_dir() else [],
         disk_bytes=dict(total=disk_bytes(run_dir), cache=disk_bytes(run_dir / "cache"), notebooks=disk_bytes(run_dir / "notebooks")))

@@ -259,6 +259,10 @@ EFFECT_PROSE = [  # (a claim in the effect section's sentences, what it must sta
     (r"score on \d+ of (\d+) held-out", lambda e: len(e["eval_stats"]["comparison"]["per_task"]["best_submission"])),
     (r"(\d+) of its \d+ runs ended without a `submit`", lambda e: sum(n for k, n in e["eval_stats"]["methods"]["finetuned"]["exit_statuses"].items() if k.startswith("autosubmission"))),
     (r"\d+ of its (\d+) runs ended without a `submit`", lambda e: e["eval_stats"]["methods"]["finetuned"]["runs"]),
+    (r"(\d+) of the run's \d+ SFT examples were cut", lambda e: e["student_view"]["truncated_to_context"]),
+    (r"\d+ of the run's (\d+) SFT examples were cut", lambda e: e["student_view"]["examples"]),
+    (r"\d+ of the run's \d+ SFT examples were cut at a turn boundary to fit the training context \(`stages.sftdata.max_tokens`\), so (none of them|\d+) show",
+     lambda e: "none of them" if e["student_view"]["truncated_to_context"] == e["student_view"]["examples"] else e["student_view"]["examples"] - e["student_view"]["truncated_to_context"]),
     (r"and beats it on (\d+)\.", lambda e: sum(1 for v in e["eval_stats"]["comparison"]["per_task"]["best_submission"].values() if v["treatment"] > 0)),
     (r"\) is (met|missed)\.", lambda e: "met" if (_diff(e, "best_attempt", "low") or 0) > 0
         and (e["eval_stats"]["methods"]["finetuned"].get("scored_submission_share") or 0) >= 0.5 else "missed"),
@@ -427,6 +431,7 @@ def test_a_planted_effect_error_is_found():
     assert effect_mismatches(text, {**e, "eval_stats": ev})
     ev = json.loads(json.dumps(e["eval_stats"])); ev["methods"]["finetuned"]["exit_statuses"] = {"submitted": ev["methods"]["finetuned"]["runs"]}
     assert effect_mismatches(text, {**e, "eval_stats": ev})                            # runs that submitted by themselves
+    assert effect_mismatches(text, {**e, "student_view": {**e["student_view"], "truncated_to_context": e["student_view"]["examples"] - 1}})   # one SFT example whole
     assert effect_mismatches(text.replace("on 2 CPUs", "on 2 CPUs (16 threads)"), e)     # a number typed by hand
     for name, a in ablation_summaries().items():                                       # an ablation's numbers, and its verdict
         t = json.loads(json.dumps(a)); t["train"]["tokens_trained"] += 1000

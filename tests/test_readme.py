@@ -409,6 +409,9 @@ def ablation_mismatches(rows, e, ablations) -> list[str]:
         want = [s["train"]["data"]["train"]["rows"], s["train"]["data"]["train"]["tasks"], s["train"]["tokens_trained"], ft.get("aup", {}).get("best_attempt"),
                 _pct(ft.get("scored_submission_share")), _pct(ft.get("format_error_turn_share"))]
         if not all(same(c.rstrip("%"), w) for c, w in zip(r[3:7] + r[9:11], want)): bad.append(f"ablation {key(r[0])}: README {r[3:7] + r[9:11]}, summaries {want}")
+        ev = s["stages"]["evaluate"]
+        base_runs = f"copied from `{Path(ev['units_copied_from']).name}`" if ev.get("copied_units") else "made by this run"
+        if r[11] != base_runs: bad.append(f"ablation {key(r[0])}: base student's runs README {r[11]!r}, summary {base_runs!r}")
     return bad
 
 
@@ -436,6 +439,9 @@ def test_a_planted_effect_error_is_found():
     for name, a in ablation_summaries().items():                                       # an ablation's numbers, and its verdict
         t = json.loads(json.dumps(a)); t["train"]["tokens_trained"] += 1000
         assert effect_mismatches(text, e, {**ablation_summaries(), name: t})
+        t = json.loads(json.dumps(a)); t["stages"]["evaluate"]["copied_units"] = 0 if a["stages"]["evaluate"].get("copied_units") else 10
+        t["stages"]["evaluate"].setdefault("units_copied_from", "/x/effect2")
+        assert effect_mismatches(text, e, {**ablation_summaries(), name: t})      # whose base-student runs it compares with
         t = json.loads(json.dumps(a)); t["eval_stats"]["comparison"]["aup_difference"]["best_attempt"].update(estimate=9.0, low=8.0, high=10.0)
         assert any("verdicts" in x for x in effect_mismatches(text, e, {**ablation_summaries(), name: t}))
     assert effect_mismatches(text, e, {**ablation_summaries(), "planted": e})

@@ -340,8 +340,10 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
     """Seed the (new) run of `cfg` with what run folder `source` already made the same way: in pipeline order, each
     stage finished there whose config (the top-level fields and the stage's own options) this config leaves unchanged,
     up to the first stage that differs; from there on everything runs anew. The records' paths into the source run
-    are rewritten to the new run's. When the stages up to validate were copied and the evaluation is set the same
-    (its options, apart from methods added beside them, and the student's view), the evaluate units of the methods that training does not touch (the
+    are rewritten to the new run's. Validation fixes a task's code in its taskgen folder, so a branch that validates
+    anew (`no_self_debugging`) does not copy the source's tasks either: its taskgen writes the first drafts again. When
+    the stages up to validate were copied and the evaluation is set the same (its options, apart from methods added
+    beside them, and the student's view), the evaluate units of the methods that training does not touch (the
     baselines and the base student) are copied too; so they are when the evaluation is pinned to the source's held-out
     suite (`stages.evaluate.heldout_tasks_from`). The source's held-out split (`heldout.json`) is copied when this config
     asks for the same one, so an ablation that changes the tasks never trains on the full loop's held-out datasets. An
@@ -363,9 +365,12 @@ def branch_run(source, cfg, stages: Optional[Iterable[str]] = None) -> list[str]
     wanted = list(stages) if stages is not None else list(cfg.pipeline or STAGES)
     entry = lambda name: m.get("stages", {}).get(STAGES[name].folder) or {}
     made_with = lambda e: e.get("config") or m.get("config") or {}        # the config that made a stage's units
+    same_as_source = lambda name: entry(name).get("status") == "complete" and not config_conflicts(made_with(entry(name)), new, STAGES[name].folder)
     for name in [s for s in STAGES if s in wanted]:
         folder, e = STAGES[name].folder, entry(name)
-        if e.get("status") != "complete" or config_conflicts(made_with(e), new, folder): break
+        if not same_as_source(name): break
+        if name == "taskgen" and entry("validate").get("units_done") and not same_as_source("validate"):
+            break   # the source's validation fixed its tasks in place: their first drafts are gone, so taskgen makes them again
         _copy_stage(src / folder, run_dir / folder, str(src), str(run_dir))
         run.update_stage(folder, record_config=True, **{k: v for k, v in e.items() if k not in ("notebook", "config", "copied_from")}, copied_from=str(src))
         copied.append(name)

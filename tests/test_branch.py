@@ -40,6 +40,29 @@ def test_an_ablation_of_validation_reruns_validation_on_its_own_copies_of_the_ta
     assert run_summary(new.path)["stages"]["taskgen"]["copied_from"] == str(src.path.resolve())
 
 
+def test_an_ablation_of_validation_validates_the_first_drafts_not_the_sources_fixed_tasks(tmp_path):
+    "The source's validation fixed its seeded bugs in its taskgen folder; `no_self_debugging` branched from it must see the drafts, not those fixes."
+    from synthsci.topics import run_topics
+    from synthsci.proposals import run_proposals
+    from synthsci.grounding import run_grounding
+    from synthsci.taskgen import run_taskgen
+    from synthsci.validate import run_validate, read_attempts, _teacher_files
+    common = [f"runs_dir={tmp_path}", "teacher.spec=scripted", "teacher.cache=off", "seed=0", "stages.topics.n_topics=2",
+              "stages.taskgen.p_bug=1.0", "stages.validate={k: 2, p_debug: 1.0, timeout_s: 60, quality: false, workers: 1}"]
+    full = load_config(overrides=["run_id=full", *common])
+    for stage in (run_topics, run_proposals, run_grounding, run_taskgen, run_validate): stage(full)
+    src = Run("full", tmp_path)
+    drafts = {a.task_id: a.files for a in read_attempts(src) if a.n == 1}
+    fixed = {t.id: _teacher_files(Path(t.path))[0] for t in src.read("04_tasks", Task)}
+    assert drafts and any(fixed[k] != v for k, v in drafts.items())       # some task's code in the source is its validation's fix, not its draft
+
+    abl = load_config(overrides=["run_id=abl", *common, "stages.validate.k=1"])    # no self-debugging: first drafts only
+    assert branch_run(src.path, abl, ["topics", "proposals", "grounding", "taskgen", "validate"]) == ["topics", "proposals", "grounding"]
+    run_taskgen(abl)
+    new = Run("abl", tmp_path)
+    assert {t.id: _teacher_files(Path(t.path))[0] for t in new.read("04_tasks", Task)} == drafts   # the same drafts the source validated first
+
+
 def _source_with_evaluation(root: Path, cut="stages.sftdata.max_observation_chars=600") -> Run:
     "A hand-made finished run: every stage complete, and an evaluate folder with the baseline's, the base's and the fine-tuned student's units."
     cfg = load_config(overrides=[f"runs_dir={root}", "run_id=full", cut])
@@ -54,7 +77,7 @@ def _source_with_evaluation(root: Path, cut="stages.sftdata.max_observation_char
 @pytest.mark.parametrize("flag, copied, eval_units", [
     ("stages.filter.enabled=false", ["topics", "proposals", "grounding", "taskgen", "validate", "rollouts"], ["base-t1", "baseline-t1"]),
     ("stages.sftdata.max_observation_chars=null", ["topics", "proposals", "grounding", "taskgen", "validate", "rollouts", "filter"], None),   # the student's view changed
-    ("stages.validate.k=1", ["topics", "proposals", "grounding", "taskgen"], None),                                                         # other tasks
+    ("stages.validate.k=1", ["topics", "proposals", "grounding"], None),   # other tasks, from the first drafts (the source's validation fixed its own)
     ("stages.evaluate.k=5", ["topics", "proposals", "grounding", "taskgen", "validate", "rollouts", "filter", "sftdata", "train"], None),
     ("stages.evaluate.checkpoints=true", ["topics", "proposals", "grounding", "taskgen", "validate", "rollouts", "filter", "sftdata", "train"],
      ["base-t1", "baseline-t1"]),                                                                                                        # more methods beside the same ones
@@ -134,7 +157,7 @@ def test_an_ablation_is_measured_on_the_full_loops_heldout_suite(tmp_path):
 
     abl = load_config(overrides=["run_id=abl", *common[:1], "stages.validate.k=1",
                                  f"stages.evaluate={{heldout: true, heldout_fraction: 0.5, heldout_tasks_from: {src.path}}}"])
-    assert branch_run(src.path, abl) == ["topics", "proposals", "grounding", "taskgen", "evaluate (base, baseline)"]   # other tasks, the same suite
+    assert branch_run(src.path, abl) == ["topics", "proposals", "grounding", "evaluate (base, baseline)"]   # other tasks (from the drafts), the same suite
     new = Run("abl", tmp_path)
     assert sorted(p.name for p in (new.path / "10_eval").glob("*.jsonl")) == ["base-diabetes.jsonl", "baseline-diabetes.jsonl"]
     assert json.loads((new.path / "heldout.json").read_text())["datasets"] == ["sklearn:diabetes", "sklearn:friedman"]   # the split came along

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02c_cluster.ipynb 3
 from __future__ import annotations
-import dataclasses, hashlib, io, json, os, re, secrets, shutil, signal, socket, subprocess, sys, tarfile, tempfile, threading, time
+import contextlib, dataclasses, hashlib, io, json, os, re, secrets, shutil, signal, socket, subprocess, sys, tarfile, tempfile, threading, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -195,14 +195,17 @@ class LocalRayCluster:
     def node_tmp(self, i: int) -> Path: return self.temp_dir / f"node{i}"
 
     def _start(self, args, cpus, sandboxes, tries: int = 3):
-        "Start node i, one at a time: `ray start` gives a node 30 s to register, which a loaded machine can miss (then it tries again)."
+        """Start node i, one at a time: `ray start` gives a node 30 s to register, which a loaded machine can miss, and
+        a port found free may be taken before ray binds it: a failed start is cleared away and tried again (its
+        node's other ports found anew)."""
         for n in range(tries):
             p = self._popen(args, cpus, sandboxes)
             try: out = p.communicate(timeout=self.timeout_s)[0]
             except subprocess.TimeoutExpired: out = f"no answer in {self.timeout_s:g} s"
             if p.returncode == 0: return
-            os.killpg(self.pgids.pop(), signal.SIGKILL); self.ports.pop()      # what the failed start left
-            if "timed out during startup" not in out or n == tries - 1:
+            with contextlib.suppress(ProcessLookupError): os.killpg(self.pgids.pop(), signal.SIGKILL)   # what the failed start left, if anything
+            self.ports.pop()
+            if n == tries - 1:
                 raise SynthsciError(f"ray start failed ({p.returncode}): {(out.strip().splitlines() or [''])[-1][:300]}")
 
     def _popen(self, args, cpus, sandboxes) -> subprocess.Popen:
